@@ -1,0 +1,3 @@
+from mathpix_nb.cli import main
+
+raise SystemExit(main())
