@@ -1,0 +1,367 @@
+"""On-disk journal and result cache for OCR jobs (SQLite, standard library only).
+
+Why: a bulk run must survive a crash, ``kill -9``, a kernel restart or Ctrl-C without losing a
+row or paying for an image twice, and identical images (in one run or across runs) must be
+sent once. Every job is written here *before* it is sent, so a rerun knows exactly what
+happened to it.
+
+A job is identified by a **key**: the sha256 of the image content plus the request options,
+the crop and the API region (:meth:`Journal.make_key`). Its life::
+
+    (absent) --claim()--> submitting --submitted()--> submitted --done()--> done
+                              |                           |                   (cached)
+                              |                           '--failed()--> failed (permanent: cached)
+                              '--release()--> (absent)         (transient failures release it)
+
+* ``submitting``: the request may or may not have reached the API (fate unknown after a crash
+  or a dropped connection); a rerun looks it up by its ``row_tag`` before sending it again.
+* ``submitted``: the API gave a ``request_id``; a rerun polls for it instead of resubmitting.
+* ``done`` / ``failed`` with ``permanent=True``: final; :meth:`Journal.lookup` returns it.
+
+API (all methods are thread-safe; several processes may share one file)::
+
+    j = Journal()                          # $MATHPIX_NB_HOME/journal.sqlite3 (~/.mathpix_nb)
+    key = Journal.make_key(sha256_hex, {"formats": ["text"]}, region="global", crop=None)
+    entry = j.get(key)                     # JournalEntry | None
+    if j.claim(key, run_tag=..., row_tag=..., base_url=...):   # False: someone else owns it
+        ...send...; j.submitted(key, request_id)
+    j.done(key, result_dict, request_id=...)  # or j.failed(key, error_id, message)
+    j.lookup(key)                          # the cached result dict of a done job, else None
+    j.pending()                            # submitting/submitted entries (for recovery)
+
+The LangChain loader uses the same file through ``lookup``/``done`` as a plain result cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = ["Journal", "JournalEntry", "default_journal_path", "process_alive"]
+
+State = Literal["submitting", "submitted", "done", "failed"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    key          TEXT PRIMARY KEY,
+    state        TEXT NOT NULL,
+    request_id   TEXT,
+    run_tag      TEXT,
+    row_tag      TEXT,
+    base_url     TEXT,
+    source       TEXT,
+    owner        TEXT,
+    result       TEXT,
+    error_id     TEXT,
+    error        TEXT,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    created_at   REAL NOT NULL,
+    updated_at   REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+"""
+
+
+def default_journal_path() -> Path:
+    """``$MATHPIX_NB_HOME/journal.sqlite3`` (default home: ``~/.mathpix_nb``)."""
+    home = os.environ.get("MATHPIX_NB_HOME") or os.path.join(os.path.expanduser("~"), ".mathpix_nb")
+    return Path(home) / "journal.sqlite3"
+
+
+def _owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def process_alive(owner: str | None) -> bool:
+    """True if ``owner`` (``host:pid`` from :attr:`JournalEntry.owner`) is a live local process.
+
+    A process on another host is assumed alive (we cannot tell).
+    """
+    if not owner or ":" not in owner:
+        return False
+    host, _, pid_s = owner.rpartition(":")
+    if host != socket.gethostname():
+        return True
+    try:
+        pid = int(pid_s)
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    # A zombie (killed child not yet reaped) still answers kill(0); treat it as dead.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One job as recorded in the journal."""
+
+    key: str
+    state: State
+    request_id: str | None
+    run_tag: str | None
+    row_tag: str | None
+    base_url: str | None
+    source: str | None
+    owner: str | None
+    result: dict[str, Any] | None
+    error_id: str | None
+    error: str | None
+    attempts: int
+    updated_at: float
+
+    @property
+    def final(self) -> bool:
+        """Done, or failed for a reason that would not change on a retry."""
+        return self.state in ("done", "failed")
+
+
+class Journal:
+    """SQLite journal + result cache for OCR jobs; see the module docstring for the model.
+
+    Args:
+        path: database file; default :func:`default_journal_path`. ``":memory:"`` works for
+            throwaway use (no resume).
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None and str(path) != ":memory:" else None
+        if path is None:
+            self.path = default_journal_path()
+        target = ":memory:" if self.path is None else str(self.path)
+        if self.path is not None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OSError(
+                    f"cannot create the journal directory {self.path.parent}: {exc}. "
+                    "Set MATHPIX_NB_HOME or pass journal=<writable path>."
+                ) from exc
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(target, timeout=60.0, check_same_thread=False,
+                                     isolation_level=None)
+        self._conn.execute("PRAGMA busy_timeout=60000")
+        if self.path is not None:
+            # WAL + synchronous=NORMAL: every commit survives a process crash (kill -9);
+            # only an OS crash/power loss could drop the last few transactions.
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+        with self._lock:
+            self._conn.executescript(_SCHEMA)
+        self.owner = _owner_id()
+
+    # -- keys ------------------------------------------------------------------------------
+
+    @staticmethod
+    def make_key(
+        content_sha256: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        region: str = "global",
+        crop: Iterable[int] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> str:
+        """A stable job key: content hash + request options + crop + API region (+ extra).
+
+        Options are canonicalised (sorted keys) so dict order does not matter.
+
+        >>> a = Journal.make_key("ab" * 32, {"formats": ["text"], "rm_spaces": True})
+        >>> a == Journal.make_key("ab" * 32, {"rm_spaces": True, "formats": ["text"]})
+        True
+        >>> a == Journal.make_key("ab" * 32, {"formats": ["text"]}, region="eu")
+        False
+        """
+        payload = {
+            "content": content_sha256,
+            "options": dict(options or {}),
+            "region": region,
+            "crop": list(crop) if crop is not None else None,
+            "extra": dict(extra or {}),
+        }
+        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def get(self, key: str) -> JournalEntry | None:
+        """The entry for ``key``, or None if the journal has never seen it."""
+        with self._lock:
+            row = self._conn.execute("SELECT * FROM jobs WHERE key = ?", (key,)).fetchone()
+        return None if row is None else self._entry(row)
+
+    def lookup(self, key: str) -> dict[str, Any] | None:
+        """The cached API result of a done job (the v3/text response body), else None."""
+        entry = self.get(key)
+        return entry.result if entry is not None and entry.state == "done" else None
+
+    def pending(self, *, base_url: str | None = None) -> list[JournalEntry]:
+        """Jobs submitted (or being submitted) but not finished, optionally for one API URL."""
+        sql = "SELECT * FROM jobs WHERE state IN ('submitting', 'submitted')"
+        args: tuple[Any, ...] = ()
+        if base_url is not None:
+            sql += " AND base_url = ?"
+            args = (base_url,)
+        with self._lock:
+            rows = self._conn.execute(sql, args).fetchall()
+        return [self._entry(r) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        """Number of jobs per state."""
+        with self._lock:
+            rows = self._conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
+        return {state: n for state, n in rows}
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def claim(
+        self,
+        key: str,
+        *,
+        run_tag: str | None = None,
+        row_tag: str | None = None,
+        base_url: str | None = None,
+        source: str | None = None,
+        force: bool = False,
+    ) -> bool:
+        """Record the intent to send ``key`` (state ``submitting``), durably, before sending.
+
+        Returns False when the job already exists in a state that must not be resent
+        (``submitted``/``done``/``failed``, or ``submitting`` owned by a live process), unless
+        ``force`` (the caller checked that its earlier submission never landed).
+        """
+        now = time.time()
+        with self._lock:
+            cur = self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = cur.execute("SELECT * FROM jobs WHERE key = ?", (key,)).fetchone()
+                if row is not None and not force:
+                    entry = self._entry(row)
+                    mine = entry.owner == self.owner
+                    if entry.state != "submitting" or (not mine and process_alive(entry.owner)):
+                        self._conn.execute("COMMIT")
+                        return False
+                attempts = 0 if row is None else self._entry(row).attempts
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO jobs (key, state, request_id, run_tag, row_tag,"
+                    " base_url, source, owner, result, error_id, error, attempts, created_at,"
+                    " updated_at) VALUES (?, 'submitting', NULL, ?, ?, ?, ?, ?, NULL, NULL, NULL,"
+                    " ?, ?, ?)",
+                    (key, run_tag, row_tag, base_url, source, self.owner, attempts + 1, now, now),
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return True
+
+    def adopt(self, key: str) -> None:
+        """Take over ownership of an existing entry (e.g. a dead run's ``submitting`` job)."""
+        self._update(key, owner=self.owner)
+
+    def submitted(self, key: str, request_id: str, *, run_tag: str | None = None,
+                  row_tag: str | None = None) -> None:
+        """The API accepted the job and answered with ``request_id``."""
+        fields: dict[str, Any] = {"state": "submitted", "request_id": request_id}
+        if run_tag is not None:
+            fields["run_tag"] = run_tag
+        if row_tag is not None:
+            fields["row_tag"] = row_tag
+        self._update(key, **fields)
+
+    def done(self, key: str, result: Mapping[str, Any], *, request_id: str | None = None,
+             source: str | None = None) -> None:
+        """Store the final result (the API's response body); creates the entry if needed."""
+        now = time.time()
+        blob = json.dumps(dict(result), separators=(",", ":"))
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO jobs (key, state, request_id, source, owner, result, created_at,"
+                " updated_at) VALUES (?, 'done', ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET"
+                " state='done', request_id=COALESCE(excluded.request_id, jobs.request_id),"
+                " result=excluded.result, error_id=NULL, error=NULL,"
+                " updated_at=excluded.updated_at",
+                (key, request_id, source, self.owner, blob, now, now),
+            )
+
+    def failed(self, key: str, error_id: str, message: str, *, request_id: str | None = None,
+               permanent: bool = True) -> None:
+        """Record a failure. Permanent failures are cached (a retry would give the same answer,
+        e.g. ``image_no_content``); transient ones release the job so a rerun sends it again."""
+        if not permanent:
+            self.release(key)
+            return
+        now = time.time()
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO jobs (key, state, request_id, owner, error_id, error, created_at,"
+                " updated_at) VALUES (?, 'failed', ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET"
+                " state='failed', request_id=COALESCE(excluded.request_id, jobs.request_id),"
+                " error_id=excluded.error_id, error=excluded.error, updated_at=excluded.updated_at",
+                (key, request_id, self.owner, error_id, message, now, now),
+            )
+
+    def release(self, key: str) -> None:
+        """Forget an unfinished job (it never reached the API, or failed transiently)."""
+        with self._lock:
+            self._conn.execute(
+                "DELETE FROM jobs WHERE key = ? AND state IN ('submitting', 'submitted')", (key,)
+            )
+
+    def forget(self, key: str) -> None:
+        """Drop a job whatever its state (e.g. to force a fresh OCR of a cached image)."""
+        with self._lock:
+            self._conn.execute("DELETE FROM jobs WHERE key = ?", (key,))
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Journal({str(self.path) if self.path else ':memory:'!r})"
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _update(self, key: str, **fields: Any) -> None:
+        fields["updated_at"] = time.time()
+        cols = ", ".join(f"{name} = ?" for name in fields)
+        with self._lock:
+            self._conn.execute(f"UPDATE jobs SET {cols} WHERE key = ?", (*fields.values(), key))
+
+    _COLS = ("key", "state", "request_id", "run_tag", "row_tag", "base_url", "source", "owner",
+             "result", "error_id", "error", "attempts", "created_at", "updated_at")
+
+    def _entry(self, row: tuple[Any, ...]) -> JournalEntry:
+        d = dict(zip(self._COLS, row, strict=True))
+        return JournalEntry(
+            key=d["key"], state=d["state"], request_id=d["request_id"], run_tag=d["run_tag"],
+            row_tag=d["row_tag"], base_url=d["base_url"], source=d["source"], owner=d["owner"],
+            result=json.loads(d["result"]) if d["result"] else None, error_id=d["error_id"],
+            error=d["error"], attempts=d["attempts"], updated_at=d["updated_at"],
+        )
