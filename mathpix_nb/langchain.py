@@ -41,12 +41,15 @@ from ._exceptions import (
     QuotaExceededError,
 )
 from ._journal import Journal
+from ._models import to_markdown
 
 __all__ = ["ErrorPolicy", "LoadMode", "MathpixBlobParser", "MathpixLoader", "OutputFormat"]
 
-OutputFormat = Literal["mmd", "text"]
-"""``"mmd"``: Mathpix Markdown as the API returns it; ``"text"``: markup and math delimiters
-removed (math stays as LaTeX source), for embedders that dislike markup."""
+OutputFormat = Literal["mmd", "markdown", "text"]
+"""``"mmd"``: Mathpix Markdown as the API returns it (math in ``\\( \\)`` / ``\\[ \\]``);
+``"markdown"``: the same with ``$`` / ``$$`` math, as Jupyter and most Markdown renderers
+expect; ``"text"``: markup and math delimiters removed (math stays as LaTeX source), for
+embedders that dislike markup."""
 
 LoadMode = Literal["single", "page"]
 """``"single"``: one Document per file; ``"page"``: one Document per PDF page."""
@@ -290,7 +293,11 @@ def _clean(meta: dict[str, Any]) -> dict[str, Any]:
 
 def _render(text: str | None, output_format: OutputFormat) -> str:
     text = text or ""
-    return mmd_to_text(text) if output_format == "text" else text
+    if output_format == "text":
+        return mmd_to_text(text)
+    if output_format == "markdown":
+        return to_markdown(text)
+    return text
 
 
 def _page_stats(page: Mapping[str, Any]) -> dict[str, Any]:
@@ -341,7 +348,10 @@ def _pdf_documents(
     item: _Item, result: Any, region: str, fmt: OutputFormat, mode: LoadMode
 ) -> list[Document]:
     lines = getattr(result, "lines", None) or {}
-    line_pages = [p for p in lines.get("pages", []) if isinstance(p, Mapping)]
+    line_pages = sorted(
+        (p for p in lines.get("pages", []) if isinstance(p, Mapping)),
+        key=lambda p: p.get("page", 0),
+    )
     page_texts: list[str] = list(getattr(result, "pages", None) or [])
     stats = [_page_stats(p) for p in line_pages]
     numbers = [int(p.get("page", i + 1)) for i, p in enumerate(line_pages)]
@@ -353,7 +363,7 @@ def _pdf_documents(
         "region": region,
         "engine": _pdf_engine(result),
         "output_format": fmt,
-        "total_pages": len(page_texts) or len(line_pages) or None,
+        "total_pages": len(page_texts) or len(line_pages) or getattr(result, "num_pages", None),
     }
     if mode == "page" and page_texts:
         docs = []
@@ -698,7 +708,8 @@ class MathpixLoader(BaseLoader):
             ``client``), ``alazy_load`` runs the sync client in worker threads.
         app_id, app_key, app_token, token_url, token_auth, use_app_tokens, region, base_url,
             region_urls, timeout, max_retries: Passed to the client (see ``Mathpix``).
-        output_format: ``"mmd"`` (Mathpix Markdown) or ``"text"`` (plain text).
+        output_format: ``"mmd"`` (Mathpix Markdown), ``"markdown"`` (``$`` math) or
+            ``"text"`` (plain text).
         mode: ``"single"``: one Document per file; ``"page"``: one per PDF page.
         on_error: ``"raise"``, ``"skip"`` or ``"document"`` (an empty Document whose metadata
             has ``error``, ``error_type``, ``error_id``). Setup errors (credentials, quota,
