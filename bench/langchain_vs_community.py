@@ -1,0 +1,128 @@
+"""Side by side: mathpix_nb's MathpixLoader vs langchain-community's MathpixPDFLoader.
+
+Both load the same PDF from one LocalServer (real loopback HTTP, measured in one run):
+wall time, requests made (from the server's log) and the metadata each Document keeps.
+MathpixPDFLoader hard-codes https://api.mathpix.com/v3/pdf in its ``url`` property, so a
+subclass overrides that property to point at the local server; it reads its credentials
+from MATHPIX_API_ID / MATHPIX_API_KEY.
+
+Usage: python bench/langchain_vs_community.py [--pages N] [--engine echo|offline]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFont
+
+from mathpix_nb.langchain import MathpixLoader
+from mathpix_nb.server import LocalServer
+
+
+def make_pdf(path: Path, pages: int) -> Path:
+    font = ImageFont.load_default(size=36)
+    images = []
+    for i in range(pages):
+        img = Image.new("RGB", (1000, 700), "white")
+        draw = ImageDraw.Draw(img)
+        draw.text((30, 30), f"Page {i + 1}: the area of a circle", fill="black", font=font)
+        draw.text((30, 90), f"is pi r squared, r = {i + 2}", fill="black", font=font)
+        images.append(img)
+    images[0].save(path, "PDF", save_all=True, append_images=images[1:])
+    return path
+
+
+def summarise(records: list[Any]) -> str:
+    counts = collections.Counter(f"{r.method} {_shape(r.endpoint)}" for r in records)
+    return ", ".join(f"{n}x {k}" for k, n in sorted(counts.items()))
+
+
+def _shape(endpoint: str) -> str:
+    # /v3/pdf/<id>.mmd -> /v3/pdf/{id}.mmd : group by endpoint shape, not by id
+    parts = endpoint.split("/")
+    if len(parts) > 3 and parts[2] == "pdf":
+        tail = parts[3]
+        ext = tail.split(".", 1)[1] if "." in tail else ""
+        parts[3] = "{id}" + (f".{ext}" if ext else "")
+    return "/".join(parts)
+
+
+def run(label: str, fn: Any, server: Any) -> dict[str, Any]:
+    start = len(server.log)
+    t0 = time.perf_counter()
+    try:
+        docs = fn()
+        error = None
+    except Exception as exc:  # the bench reports failures instead of stopping
+        docs, error = [], f"{type(exc).__name__}: {exc}"
+    wall = time.perf_counter() - t0
+    records = list(server.log[start:])
+    keys = sorted({k for d in docs for k in d.metadata})
+    return {"label": label, "wall": wall, "records": records, "docs": docs, "keys": keys,
+            "error": error}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=3)
+    parser.add_argument("--engine", default="echo", choices=["echo", "offline"])
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    from langchain_community.document_loaders.pdf import MathpixPDFLoader
+
+    with tempfile.TemporaryDirectory() as tmp, LocalServer(engine=args.engine) as server:
+        os.environ["MATHPIX_NB_HOME"] = tmp  # a fresh cache for this run
+        pdf = make_pdf(Path(tmp) / "bench.pdf", args.pages)
+
+        class LocalMathpixPDFLoader(MathpixPDFLoader):
+            @property
+            def url(self) -> str:
+                return f"{server.url}/v3/pdf"
+
+        os.environ["MATHPIX_API_ID"] = server.app_id
+        os.environ["MATHPIX_API_KEY"] = server.app_key
+        creds = {"app_id": server.app_id, "app_key": server.app_key, "base_url": server.url}
+
+        results = [
+            run("community MathpixPDFLoader (md)",
+                lambda: LocalMathpixPDFLoader(str(pdf)).load(), server),
+            run("community MathpixPDFLoader (mmd)",
+                lambda: LocalMathpixPDFLoader(str(pdf), processed_file_format="mmd").load(),
+                server),
+            run("mathpix_nb MathpixLoader single",
+                lambda: MathpixLoader(pdf, cache=False, **creds).load(), server),
+            run("mathpix_nb MathpixLoader page",
+                lambda: MathpixLoader(pdf, mode="page", **creds).load(), server),
+            run("mathpix_nb MathpixLoader page, again (cached)",
+                lambda: MathpixLoader(pdf, mode="page", **creds).load(), server),
+        ]
+
+    print(f"PDF: {args.pages} pages, engine={args.engine}, LocalServer over loopback HTTP\n")
+    base = results[0]["wall"]
+    for r in results:
+        ratio = f"{r['wall'] / base:6.3f}x community(md)" if base > 0 else ""
+        print(f"== {r['label']}")
+        print(f"   wall time : {r['wall']:.3f} s  ({ratio})")
+        print(f"   requests  : {len(r['records'])}  [{summarise(r['records'])}]")
+        if r["error"]:
+            print(f"   ERROR     : {r['error']}")
+        print(f"   documents : {len(r['docs'])}  "
+              f"(chars: {[len(d.page_content) for d in r['docs']]})")
+        print(f"   metadata  : {r['keys']}")
+        if r["docs"]:
+            sample = {k: v for k, v in r["docs"][0].metadata.items()}
+            print(f"   first doc : {sample}")
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
