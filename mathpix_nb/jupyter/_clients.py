@@ -1,0 +1,142 @@
+"""Which Mathpix client the panel and the magic use, one per region.
+
+Decision (documented in docs/jupyter.md): an explicit ``client`` always wins (a ``Mathpix``
+or a ``{region: Mathpix}`` mapping). Without one, credentials from the environment make a
+real client per region; with no credentials at all, one shared local server with the offline
+engine is started (once per kernel) and the panel says so, so a new user gets an answer
+instead of a configuration error.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["ClientPool"]
+
+REGIONS = ("global", "eu")
+
+_offline_lock = threading.Lock()
+_offline_server: Any = None
+
+
+def _shared_offline_server() -> Any:
+    """One offline-engine LocalServer per kernel, stopped when the kernel exits."""
+    global _offline_server
+    with _offline_lock:
+        if _offline_server is None:
+            from .._exceptions import ConfigurationError
+
+            try:
+                from ..server import LocalServer
+
+                server = LocalServer(engine="offline", regions=REGIONS)
+                server.__enter__()
+            except ImportError as exc:
+                raise ConfigurationError(
+                    "No Mathpix credentials were found and the offline engine is not "
+                    f"installed ({exc.name or exc}). Set MATHPIX_APP_ID and MATHPIX_APP_KEY, "
+                    "or install it with: pip install 'mathpix_nb[offline]'."
+                ) from None
+            atexit.register(server.__exit__, None, None, None)
+            _offline_server = server
+        return _offline_server
+
+
+class ClientPool:
+    """Clients by region, plus a plain-words note on where OCR runs."""
+
+    def __init__(self, client: Any = None, *, region: str | None = None) -> None:
+        self._clients: dict[str, Any] = {}
+        self._owned: list[Any] = []
+        self._server: Any = None
+        self.offline = False
+        if client is None:
+            self._mode = "auto"
+        elif isinstance(client, Mapping):
+            if not client:
+                raise ValueError("client={} names no region; give a Mathpix client per region.")
+            self._clients = dict(client)
+            self._mode = "given"
+        else:
+            self._clients = {str(getattr(client, "region", None) or "global"): client}
+            self._mode = "given"
+        if self._mode == "auto":
+            self._resolve_auto(region)
+        self.regions: list[str] = list(self._clients) if self._mode == "given" else list(REGIONS)
+        self.default_region = region if region in self.regions else self.regions[0]
+        if region is not None and region not in self.regions:
+            raise ValueError(
+                f"region={region!r} is not available here; choose one of {self.regions}."
+            )
+
+    def _resolve_auto(self, region: str | None) -> None:
+        from .. import Mathpix
+        from .._exceptions import ConfigurationError
+
+        try:
+            first = Mathpix(region=region or "global")
+        except ConfigurationError:
+            self.offline = True
+            self._server = _shared_offline_server()
+            return
+        self._clients[first.region if first.region in REGIONS else "global"] = first
+        self._owned.append(first)
+
+    def get(self, region: str | None = None) -> Any:
+        """The client for ``region`` (the default region when None), made on first use."""
+        region = region or self.default_region
+        if region not in self.regions:
+            raise ValueError(f"Unknown region {region!r}; choose one of {self.regions}.")
+        if region not in self._clients:
+            from .. import Mathpix
+
+            if self.offline:
+                server = self._server
+                client = Mathpix(
+                    app_id=server.app_id,
+                    app_key=server.app_key,
+                    region=region,
+                    region_urls=dict(server.urls),
+                )
+            else:
+                client = Mathpix(region=region)
+            self._clients[region] = client
+            self._owned.append(client)
+        return self._clients[region]
+
+    def secrets(self) -> list[str]:
+        """Strings that must never reach the page (scrubbed from error messages)."""
+        import os
+
+        found = [os.environ.get("MATHPIX_APP_KEY", ""), os.environ.get("MATHPIX_APP_TOKEN", "")]
+        if self._server is not None:
+            found.append(str(getattr(self._server, "app_key", "")))
+        return [s for s in found if len(s) >= 6]
+
+    @property
+    def note(self) -> str:
+        """Where OCR runs, in plain words (never contains a key)."""
+        if self.offline:
+            return (
+                "Offline engine: no Mathpix credentials were found, so images are read by a "
+                "local OCR engine on this machine (rougher than Mathpix). Set MATHPIX_APP_ID "
+                "and MATHPIX_APP_KEY, or pass client=Mathpix(...), to use Mathpix."
+            )
+        try:
+            url = str(self.get().base_url)
+        except Exception:
+            url = "Mathpix"
+        if "127.0.0.1" in url or "localhost" in url:
+            return f"Local server at {url} (not Mathpix)."
+        return f"Mathpix API at {url}."
+
+    def close(self) -> None:
+        """Close the clients this pool made (never a caller's, never the shared server)."""
+        for client in self._owned:
+            with contextlib.suppress(Exception):
+                client.close()
+        self._owned.clear()

@@ -1,0 +1,189 @@
+"""``%mathpix`` / ``%%mathpix``: OCR images from a notebook line or cell.
+
+Load with ``%load_ext mathpix_nb``. Each OCR result is returned (so ``r = %mathpix x.png``
+works) and shown once: as the cell's value when the magic is the last line, otherwise
+displayed at the end of the cell.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from ._clients import ClientPool
+from .widget import FORMATS
+
+__all__ = ["MathpixMagics", "OcrResults", "load_ipython_extension", "unload_ipython_extension"]
+
+
+class OcrResults(list):  # type: ignore[type-arg]
+    """The results of ``%%mathpix``, one per image, shown one after the other."""
+
+    def __init__(self, items: list[tuple[str, Any]]) -> None:
+        super().__init__(result for _, result in items)
+        self.sources = [source for source, _ in items]
+
+    def _repr_markdown_(self) -> str:
+        parts = []
+        for source, result in zip(self.sources, self, strict=True):
+            body = result._repr_markdown_() if hasattr(result, "_repr_markdown_") else str(result)
+            parts.append(f"**{source}**\n\n{body}")
+        return "\n\n---\n\n".join(parts)
+
+
+def _parse_crop(text: str) -> tuple[int, int, int, int]:
+    try:
+        x, y, w, h = (int(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        raise ValueError(
+            f"--crop {text!r} must be four whole numbers x,y,w,h (pixels), e.g. --crop 10,20,300,80"
+        ) from None
+    if w <= 0 or h <= 0 or x < 0 or y < 0:
+        raise ValueError(f"--crop {text!r}: x and y must be >= 0, width and height > 0.")
+    return (x, y, w, h)
+
+
+def _parse_formats(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    formats = [f.strip() for value in values for f in value.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ValueError(f"--formats: unknown {unknown}; choose from {', '.join(FORMATS)}.")
+    return formats
+
+
+@magics_class
+class MathpixMagics(Magics):
+    """The ``%mathpix`` line magic and ``%%mathpix`` cell magic."""
+
+    def __init__(self, shell: Any) -> None:
+        super().__init__(shell)
+        self._pool: ClientPool | None = None
+
+    def _named_client(self, name: str) -> Any:
+        try:
+            client = eval(name, self.shell.user_ns)  # the user's own namespace
+        except Exception:
+            raise ValueError(
+                f"--client {name!r}: no such variable in the notebook; create it first, "
+                "e.g. client = Mathpix(...)."
+            ) from None
+        return client
+
+    def _client(self, name: str | None, region: str | None) -> Any:
+        if name:
+            return ClientPool(self._named_client(name), region=region).get(region)
+        if self._pool is None:
+            self._pool = ClientPool()
+        return self._pool.get(region)
+
+    def _show_once(self, value: Any) -> None:
+        """Display ``value`` at the end of the cell unless IPython shows it as the cell's value."""
+        shell = self.shell
+        if shell is None:
+            return
+
+        def show(*_args: Any) -> None:
+            shell.events.unregister("post_run_cell", show)
+            if shell.user_ns.get("_") is not value:
+                from IPython.display import display
+
+                display(value)
+
+        shell.events.register("post_run_cell", show)
+
+    @magic_arguments()
+    @argument("source", nargs="?", help="image path or http(s) URL; omit to open the crop panel")
+    @argument(
+        "-f",
+        "--formats",
+        action="append",
+        help=f"output formats, comma separated: {', '.join(FORMATS)} (default: text)",
+    )
+    @argument("-r", "--region", help="Mathpix region: global or eu (data stays in the EU)")
+    @argument("-c", "--crop", help="only this box: x,y,w,h in pixels of the upright image")
+    @argument(
+        "--client",
+        metavar="NAME",
+        help="a Mathpix client variable to use (default: credentials from MATHPIX_APP_ID / "
+        "MATHPIX_APP_KEY, else a local offline engine)",
+    )
+    @line_cell_magic
+    def mathpix(self, line: str, cell: str | None = None) -> Any:
+        """OCR an image with Mathpix and show the result.
+
+        Examples::
+
+            %mathpix formula.png
+            %mathpix https://example.com/page.jpg --formats text,latex_styled --region eu
+            r = %mathpix scan.jpg --crop 40,120,600,90    # r is an OcrResult
+            %mathpix                                       # open the crop panel
+
+            %%mathpix --formats text
+            page1.png
+            page2.png
+
+        The line form returns an ``OcrResult`` (``.text``, ``.latex_styled``, ``.markdown()``);
+        the cell form OCRs every non-empty line (``#`` starts a comment) and returns a list.
+        Without credentials, a local offline engine is used and its results are rougher.
+        """
+        args = parse_argstring(self.mathpix, line)
+        formats = _parse_formats(args.formats)
+        crop = _parse_crop(args.crop) if args.crop else None
+        if cell is None and not args.source:
+            from .widget import CropPanel
+
+            given = self._named_client(args.client) if args.client else None
+            panel = CropPanel(client=given, region=args.region, formats=formats or ("text",))
+            self._show_once(panel)
+            return panel
+        client = self._client(args.client, args.region)
+        options: dict[str, Any] = {}
+        if formats:
+            options["formats"] = formats
+
+        def ocr(source: str) -> Any:
+            source = _unquote(source)
+            if crop is not None and source.startswith(("http://", "https://")):
+                # A crop needs local pixels: fetch the image here, cut it before upload.
+                from ._sources import read_image
+
+                return client.text(read_image(source).data, crop=crop, **options)
+            return client.text(source, crop=crop, **options)
+
+        if cell is not None:
+            sources = [s.strip() for s in cell.splitlines()]
+            sources = [s for s in sources if s and not s.startswith("#")]
+            if args.source:
+                sources.insert(0, args.source)
+            if not sources:
+                raise ValueError("%%mathpix: list one image path or URL per line in the cell.")
+            value: Any = OcrResults([(s, ocr(s)) for s in sources])
+        else:
+            value = ocr(args.source)
+        self._show_once(value)
+        return value
+
+
+def _unquote(source: str) -> str:
+    source = source.strip()
+    if len(source) >= 2 and source[0] == source[-1] and source[0] in "'\"":
+        return shlex.split(source)[0]
+    return source
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics (``%load_ext mathpix_nb``)."""
+    ipython.register_magics(MathpixMagics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Remove the magics again (``%unload_ext mathpix_nb``)."""
+    manager = ipython.magics_manager
+    for kind in ("line", "cell"):
+        manager.magics[kind].pop("mathpix", None)
+    manager.registry.pop("MathpixMagics", None)
