@@ -57,7 +57,7 @@ def describe_error(exc: BaseException, secrets: list[str] | tuple[str, ...] = ()
     elif isinstance(exc, getattr(e, "AuthenticationError", ())):
         text = f"Mathpix did not accept the credentials: {message}"
     elif isinstance(exc, getattr(e, "OcrError", ())):
-        text = f"Mathpix could not read this image: {message}. Try a tighter or larger box."
+        text = f"Mathpix could not read this image: {message}"
     elif isinstance(exc, getattr(e, "TransportError", ())):
         text = f"Could not reach the OCR server: {message}"
     elif isinstance(exc, (getattr(e, "MathpixError", ()), ValueError)):

@@ -1,0 +1,91 @@
+"""Fixtures for the notebook surfaces: test images and clients pointed at the local server."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("anywidget")
+pytest.importorskip("PIL.Image")
+
+
+def make_png(width: int = 240, height: int = 160) -> bytes:
+    """A small PNG with a black bar (so it is not blank) and a red corner (so rotation shows)."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((20, 30, width - 40, 90), fill="black")
+    draw.rectangle((0, 0, 15, 15), fill="red")
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def png_bytes() -> bytes:
+    return make_png()
+
+
+@pytest.fixture
+def png_path(tmp_path: Path, png_bytes: bytes) -> Path:
+    path = tmp_path / "formula.png"
+    path.write_bytes(png_bytes)
+    return path
+
+
+@pytest.fixture
+def client(local_server: Any) -> Iterator[Any]:
+    """A Mathpix client for the shared echo server (both regions)."""
+    from mathpix_nb import Mathpix
+
+    with Mathpix(
+        app_id=local_server.app_id,
+        app_key=local_server.app_key,
+        region_urls=dict(local_server.urls),
+    ) as mathpix:
+        yield mathpix
+
+
+@pytest.fixture
+def panel(client: Any) -> Iterator[Any]:
+    from mathpix_nb.jupyter import CropPanel
+
+    widget = CropPanel(client=client)
+    yield widget
+    widget.close()
+
+
+class Browser:
+    """Plays the browser side of a widget: trait updates and custom messages, as the JS sends."""
+
+    def __init__(self, widget: Any) -> None:
+        self.widget = widget
+        self.received: list[tuple[dict[str, Any], list[bytes]]] = []
+        original = widget.send
+
+        def capture(content: Any, buffers: Any = None) -> None:
+            self.received.append((content, [bytes(b) for b in buffers or []]))
+            original(content, buffers)
+
+        widget.send = capture
+
+    def set(self, **state: Any) -> None:
+        """What ``model.set(...); model.save_changes()`` does."""
+        self.widget.set_state(state)
+
+    def send(self, content: dict[str, Any], buffers: list[bytes] | None = None) -> None:
+        """What ``model.send(content, undefined, buffers)`` does."""
+        self.widget._handle_custom_msg(content, [memoryview(b) for b in buffers or []])
+
+    def images(self) -> list[tuple[dict[str, Any], bytes]]:
+        return [(c, b[0]) for c, b in self.received if c.get("type") == "image" and b]
+
+
+@pytest.fixture
+def browser(panel: Any) -> Browser:
+    return Browser(panel)
