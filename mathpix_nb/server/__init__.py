@@ -1,0 +1,91 @@
+"""A local Mathpix-compatible API server: the real HTTP peer for tests, benchmarks and
+offline use (extra: ``pip install 'mathpix_nb[server]'``; the ``offline`` engine needs
+``mathpix_nb[offline]``).
+
+    from mathpix_nb.server import LocalServer, Faults
+
+    with LocalServer(engine="echo", regions=("global", "eu"), latency_base=0.05,
+                     faults=Faults(http_5xx=0.1, seed=7)) as server:
+        server.url, server.urls, server.app_id, server.app_key, server.log
+
+From a shell: ``mathpix-nb serve --port 8000 --engine offline --region global --region eu``.
+
+Endpoints (Mathpix v3, see ``../shared/mathpix-api.md``): ``POST /v3/text`` and
+``POST /v3/latex`` (multipart ``file`` + ``options_json``, or JSON ``src`` URL / ``data:``
+URI), ``GET /v3/ocr-results``, ``POST/GET/DELETE /v3/app-tokens``, ``POST /v3/pdf``,
+``GET/DELETE /v3/pdf/{id}``, ``GET /v3/pdf/{id}.{mmd,md,lines.json,...}``,
+``GET /v3/converter/{id}``, ``GET /v3/pdf-results``, ``POST /v3/batch``,
+``GET /v3/batch/{id}``. Local extras (no auth): ``GET /_local/health`` and
+``GET /_local/files/{name}`` (files published with ``server.host_file(...)``).
+
+Behaviour models (``LocalServer(...)`` keywords, changeable with ``server.configure``):
+    ``latency_base`` + ``latency_per_kb`` (seconds per KB of image received) are slept
+    under ``max_concurrency`` (requests beyond the cap queue, FIFO);
+    ``rate_limit_per_minute`` -> 429 ``http_max_requests`` (``limit_name``
+    ``"requests_per_minute"``, ``limit_value``, ``count``) on POST text/latex/pdf/batch,
+    with a ``Retry-After`` header when ``retry_after_header=True``; ``monthly_quota`` (images)
+    -> 429 with ``limit_name`` ``"image_monthly_limit"``; ``monthly_page_quota`` (PDF pages)
+    -> 429 ``"page_monthly_limit"``; ``faults=Faults(...)`` (5xx, ``sys_exception`` bodies,
+    dropped connections, slow replies, token expiry; seeded); size limits ``max_body_bytes``
+    (5 MB) and ``max_base64_bytes`` (2 MB) -> ``sys_request_too_large``; ``async_delay``
+    before an async result shows in ``ocr-results``; ``pdf_step_delay`` between PDF states.
+
+Open questions of the reference, and what this server does (option, default first):
+    * Expired/invalid app token on v3/text|latex: ``expired_token_mode="200"`` answers
+      HTTP 200 ``unauthorized_token_request`` (current docs); ``"401"`` answers 401
+      ``http_unauthorized`` (old docs).
+    * ``app_token_expires_at`` units/type: ``token_expires_format="ms"`` (integer epoch ms,
+      as the docs' example and mpxpy); ``"ms_string"`` (OLD docs) or ``"seconds"``.
+    * App-token lifetimes: ``expires`` must lie in ``[token_min_expires, token_max_expires]``
+      (default 30..43200 s; 30..300 with ``include_strokes_session_id``); tests lower
+      ``token_min_expires`` to mint tokens that expire within seconds.
+    * Immediate body of ``async: true``: ``{"request_id": ...}`` only (HTTP 200).
+    * ``ocr-results`` ordering: ``results_order="newest"`` (as the docs' example); or
+      ``"oldest"``. ``page`` >= 1, ``per_page`` 1..1000 (default 1 / 100); no total field.
+    * ``include_null_results``: rows whose ``result`` is still null (async requests being
+      processed, or not yet visible because of ``async_delay``) are listed only with
+      ``include_null_results=true``. Failed requests are stored with their error body as
+      ``result`` so a poller sees the failure.
+    * ``request_args`` echoes the request's options except ``src``.
+    * Boolean query parameters accept ``true/True/1`` and ``false/False/0``.
+    * ``batch_id`` type: ``batch_id_type="int"`` (current docs) or ``"str"`` (OLD docs).
+    * ``Retry-After`` on 429: absent unless ``retry_after_header=True`` (not documented).
+    * PDF download before it is ready: ``pdf_not_ready_status=404`` (body: the status
+      object, header ``Retry-After: 1``); or 202. A format not requested in
+      ``conversion_formats`` -> 404 ``file_missing``. Conversions other than md, html,
+      tex.zip, mmd.zip, md.zip, html.zip end with conversion status ``error``.
+    * What an app token may not do: async (200 ``unauthorized_token_request``), batch
+      (200 ``unauthorized_token_request``), PDF / ``ocr-results`` / ``pdf-results`` /
+      app-token endpoints (401 ``http_unauthorized``: they need ``app_key``).
+    * ``app_key``-only endpoints (``app-tokens``, ``ocr-results``, ``pdf-results``) also accept
+      ``app_id`` + ``app_key`` (mpxpy sends both); the others need both headers.
+    * Region names: ``"global"``, ``"eu"`` (alias ``"eu-central-1"``); any other name works too.
+      App tokens, rate limits and monthly usage are account-wide (shared by all regions).
+    * Invalid ``region`` option: ``opts_value_out_of_range`` with ``name: "region"``.
+    * Unreadable PDF: status ``error`` with ``error_info.id`` ``pdf_decode_error`` (encrypted:
+      ``pdf_encrypted``). ``v3/latex`` defaults to ``formats=["latex_normal"]``.
+    * Injected 5xx answers carry a small HTML body, as a gateway would; dropped connections
+      close the socket without any response (clients see ``RemoteProtocolError``).
+
+The request log (``server.log``: ``RequestRecord`` with endpoint, method, region,
+bytes_received, auth_mode, tags, status_code, error_id, request_id, image_sha256, fault)
+never holds credentials, tokens or image bytes.
+"""
+
+from __future__ import annotations
+
+from ._config import Faults, ServerConfig
+from ._engines import EchoEngine, Engine, EngineError, OfflineEngine
+from ._local import LocalServer
+from ._store import RequestRecord
+
+__all__ = [
+    "EchoEngine",
+    "Engine",
+    "EngineError",
+    "Faults",
+    "LocalServer",
+    "OfflineEngine",
+    "RequestRecord",
+    "ServerConfig",
+]

@@ -1,0 +1,108 @@
+"""``mathpix-nb serve``: run the local Mathpix-compatible server until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from collections.abc import Sequence
+
+from ._config import Faults
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mathpix-nb serve",
+        description="Serve the Mathpix v3 API locally (echo or offline OCR engine).",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=8000,
+        help="port of the first region; further regions use the next ports "
+        "(default 8000; 0 = any free port)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=("echo", "offline"),
+        default="echo",
+        help="echo: deterministic, names the image; offline: rapidocr text OCR",
+    )
+    p.add_argument(
+        "--region",
+        action="append",
+        dest="regions",
+        metavar="REGION",
+        help="a region to serve (repeatable; default: global)",
+    )
+    p.add_argument("--app-id", default=None, help="app_id to accept (default local-app)")
+    p.add_argument("--app-key", default=None, help="app_key to accept (default: random, printed)")
+    p.add_argument("--latency-base", type=float, default=0.0, help="seconds added per request")
+    p.add_argument("--latency-per-kb", type=float, default=0.0, help="seconds per KB uploaded")
+    p.add_argument("--max-concurrency", type=int, default=None, help="requests processed at once")
+    p.add_argument("--rate-limit", type=int, default=None, help="requests per minute (429 above)")
+    p.add_argument("--monthly-quota", type=int, default=None, help="images per month (429 above)")
+    p.add_argument(
+        "--async-delay",
+        type=float,
+        default=0.0,
+        help="seconds before async results show in ocr-results",
+    )
+    p.add_argument(
+        "--expired-token-mode",
+        choices=("200", "401"),
+        default="200",
+        help="answer for expired app tokens (default 200 unauthorized_token_request)",
+    )
+    p.add_argument("--fault-5xx", type=float, default=0.0, help="rate of injected 5xx answers")
+    p.add_argument("--fault-drop", type=float, default=0.0, help="rate of dropped connections")
+    p.add_argument("--fault-seed", type=int, default=0, help="seed of the fault draws")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, start the server, print its URLs and credentials, serve until Ctrl-C."""
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    from ._local import LocalServer
+
+    faults = None
+    if args.fault_5xx or args.fault_drop:
+        faults = Faults(http_5xx=args.fault_5xx, drop=args.fault_drop, seed=args.fault_seed)
+    try:
+        server = LocalServer(
+            engine=args.engine,
+            regions=tuple(args.regions or ("global",)),
+            app_id=args.app_id,
+            app_key=args.app_key,
+            host=args.host,
+            port=args.port,
+            latency_base=args.latency_base,
+            latency_per_kb=args.latency_per_kb,
+            max_concurrency=args.max_concurrency,
+            rate_limit_per_minute=args.rate_limit,
+            monthly_quota=args.monthly_quota,
+            async_delay=args.async_delay,
+            expired_token_mode=args.expired_token_mode,
+            faults=faults,
+        )
+        server.start()
+    except (OSError, ValueError, TypeError, RuntimeError) as exc:
+        print(f"mathpix-nb serve: {exc}", file=sys.stderr)
+        return 2
+    with server:
+        print(f"mathpix-nb local Mathpix API ({args.engine} engine)")
+        for region, url in server.urls.items():
+            print(f"  {region:<8}{url}")
+        print(f"  app_id  {server.app_id}")
+        print(f"  app_key {server.app_key}")
+        print(
+            f"Use: export MATHPIX_URL={server.url} MATHPIX_APP_ID={server.app_id} "
+            f"MATHPIX_APP_KEY={server.app_key}"
+        )
+        print("Press Ctrl-C to stop.", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print("stopping", flush=True)
+    return 0
