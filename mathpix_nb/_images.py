@@ -90,7 +90,7 @@ class ImagePrep:
     """
 
     target_bytes: int = 100_000
-    max_side: int = 2400
+    max_side: int = 2048
     min_side: int = 1000
     jpeg_quality: int = 85
     min_jpeg_quality: int = 60
@@ -317,11 +317,12 @@ def _is_gray(im: Image.Image) -> bool:
 
 
 def _looks_like_line_art(im: Image.Image) -> bool:
-    """Few distinct colours on a sample: screenshots, rendered text, diagrams."""
-    sample = im.copy()
-    sample.thumbnail((256, 256))
-    colors = sample.convert("RGB").getcolors(maxcolors=4096)
-    return colors is not None
+    """Few distinct colours: screenshots, rendered text, diagrams (PNG may beat JPEG).
+
+    Sampled without smoothing, so camera noise in photos keeps the colour count high.
+    """
+    sample = im.resize((min(256, im.width), min(256, im.height)), Image.Resampling.NEAREST)
+    return sample.convert("RGB").getcolors(maxcolors=2048) is not None
 
 
 def _encode(im: Image.Image, fmt: str, quality: int) -> bytes:
@@ -452,8 +453,14 @@ def prepare_image(
     scale = min(1.0, prep.max_side / max(region_w, region_h))
 
     # Big JPEGs: let libjpeg decode at 1/2, 1/4 or 1/8 scale (much faster, less memory).
-    if fmt == "JPEG" and scale < 0.5:
-        requested = (math.ceil(im.width * scale), math.ceil(im.height * scale))
+    # The file's own bytes per pixel predict how far the byte target will shrink it.
+    draft_scale = scale
+    if original is not None and not prep.lossless:
+        region_bytes = len(original) * (region_w * region_h) / (upright_w * upright_h)
+        predicted = scale * min(1.0, 1.25 * math.sqrt(prep.target_bytes / max(1.0, region_bytes)))
+        draft_scale = max(predicted, min(scale, prep.min_side / max(region_w, region_h)))
+    if fmt == "JPEG" and draft_scale <= 0.5:
+        requested = (math.ceil(im.width * draft_scale), math.ceil(im.height * draft_scale))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im.draft("RGB" if im.mode in ("RGB", "CMYK", "YCbCr") else im.mode, requested)
@@ -515,6 +522,15 @@ def _fit(
     )
     floor = min(long_side, prep.min_side)
     quality = prep.jpeg_quality
+    if not try_png and long_side > 640:
+        # One cheap probe at a small size predicts the bytes per pixel, so a big photo is
+        # resized and encoded about once instead of once per shrinking step.
+        probe = _resized(im, 640)
+        per_pixel = len(_encode(probe, "JPEG", quality)) / (probe.width * probe.height)
+        scale = long_side / max(im.size)
+        predicted = per_pixel * im.width * im.height * scale * scale
+        if predicted > prep.target_bytes:
+            long_side = max(floor, int(long_side * math.sqrt(prep.target_bytes / predicted)))
     while True:
         current = _resized(im, long_side)
         candidates = [(_encode(current, "JPEG", quality), "JPEG")]
