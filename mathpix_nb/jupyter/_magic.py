@@ -7,6 +7,7 @@ displayed at the end of the cell.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 from typing import Any
 
@@ -63,6 +64,8 @@ class MathpixMagics(Magics):
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)
         self._pool: ClientPool | None = None
+        self._pending: list[Any] = []
+        self._in_cell = False
 
     def _named_client(self, name: str) -> Any:
         try:
@@ -82,19 +85,26 @@ class MathpixMagics(Magics):
         return self._pool.get(region)
 
     def _show_once(self, value: Any) -> None:
-        """Display ``value`` at the end of the cell unless IPython shows it as the cell's value."""
-        shell = self.shell
-        if shell is None:
-            return
+        """Display ``value`` at the end of the cell unless IPython shows it as the cell's value.
 
-        def show(*_args: Any) -> None:
-            shell.events.unregister("post_run_cell", show)
-            if shell.user_ns.get("_") is not value:
+        Only inside a running cell: a call from plain code (``run_line_magic``) just returns.
+        """
+        if self._in_cell:
+            self._pending.append(value)
+
+    def _cell_starts(self, *_args: Any) -> None:
+        self._pending.clear()
+        self._in_cell = True
+
+    def _cell_ends(self, *_args: Any) -> None:
+        pending, self._pending = self._pending, []
+        self._in_cell = False
+        shown = self.shell.user_ns.get("_") if self.shell is not None else None
+        for value in pending:
+            if value is not shown:
                 from IPython.display import display
 
                 display(value)
-
-        shell.events.register("post_run_cell", show)
 
     @magic_arguments()
     @argument("source", nargs="?", help="image path or http(s) URL; omit to open the crop panel")
@@ -178,12 +188,23 @@ def _unquote(source: str) -> str:
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics (``%load_ext mathpix_nb``)."""
-    ipython.register_magics(MathpixMagics)
+    magics = MathpixMagics(ipython)
+    ipython.register_magics(magics)
+    ipython.events.register("pre_run_cell", magics._cell_starts)
+    ipython.events.register("post_run_cell", magics._cell_ends)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Remove the magics again (``%unload_ext mathpix_nb``)."""
     manager = ipython.magics_manager
+    magics = manager.registry.get("MathpixMagics")
+    if magics is not None:
+        for event, handler in (
+            ("pre_run_cell", magics._cell_starts),
+            ("post_run_cell", magics._cell_ends),
+        ):
+            with contextlib.suppress(ValueError):
+                ipython.events.unregister(event, handler)
     for kind in ("line", "cell"):
         manager.magics[kind].pop("mathpix", None)
     manager.registry.pop("MathpixMagics", None)
