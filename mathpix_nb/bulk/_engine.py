@@ -1,0 +1,654 @@
+"""The bulk OCR engine: stream rows -> dedupe/journal -> submit async v3/text -> poll by tag.
+
+Pandas-free: it takes an iterable of cell values and returns one :data:`RowResult` per value,
+in order. For each distinct job (image content + options + crop + region):
+
+1. resolve the cell (NaN/None, path, URL, bytes, PIL/numpy) and hash its content;
+2. ask the journal: done/failed -> cached; submitted -> poll for it; ``submitting`` with an
+   unknown fate (a crash or a dropped connection after the upload) -> look it up by its row
+   tag first, and send it again only if the API has never seen it;
+3. otherwise claim it in the journal (durably), prepare the image (client core) and POST it
+   with ``async: true`` and tags ``mnb-run-<run>``, ``mnb-batch-<run>-<n>``, ``mnb-row-<key>``;
+4. one poller reads ``v3/ocr-results`` by run + batch tag with large pages (one request
+   covers up to ``per_page`` images) and matches items to jobs by request id.
+
+At most ``concurrency`` images are being read/prepared/uploaded at once, so memory holds the
+results plus a bounded window of images, never all of them. Where async is not allowed (app
+token auth, ``improve_mathpix=False``) jobs go through synchronous v3/text concurrently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import random
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from .._journal import Journal, JournalEntry, process_alive
+from . import _api
+
+log = logging.getLogger("mathpix_nb.bulk")
+
+# (text, latex_styled, confidence, request_id, error)
+RowResult = tuple[str | None, str | None, float | None, str | None, str | None]
+_EMPTY: RowResult = (None, None, None, None, None)
+
+_RETRYABLE_RESULT_IDS = {"sys_exception", "connection_closed"}
+
+
+@dataclass
+class BulkSummary:
+    """What a bulk run did.
+
+    ``done``: rows answered by the API in this run; ``cached``: rows answered from the journal
+    (an earlier run) or by an identical image earlier in this run; ``failed``: rows with an
+    error; ``retried``: requests sent again after a transient failure; ``submitted``: images
+    sent; ``recovered``: submissions found again by tag instead of being resent.
+    """
+
+    rows: int = 0
+    done: int = 0
+    cached: int = 0
+    failed: int = 0
+    retried: int = 0
+    submitted: int = 0
+    duplicates: int = 0
+    recovered: int = 0
+    pending: int = 0
+    requests: int = 0
+    mode: str = "async"
+    run_id: str = ""
+    elapsed: float = 0.0
+
+    def __str__(self) -> str:
+        extra = f"; {self.pending} still pending (rerun to collect them)" if self.pending else ""
+        return (
+            f"mathpix OCR ({self.mode}): {self.rows} rows - {self.done} done, {self.cached} "
+            f"cached, {self.failed} failed, {self.retried} retried; {self.submitted} images "
+            f"sent, {self.requests} requests, {self.elapsed:.1f}s{extra}"
+        )
+
+
+@dataclass
+class BulkConfig:
+    """Tuning knobs of a run; the defaults suit the real API."""
+
+    concurrency: int = 8            # images being read/prepared/uploaded at once
+    poll_interval: float = 1.0      # seconds between v3/ocr-results polls
+    timeout: float | None = None    # deadline for the whole run, seconds (None: none)
+    per_page: int = 1000            # v3/ocr-results page size (the API's maximum)
+    batch_size: int = 1000          # images per batch tag, so one page covers a batch
+    unknown_grace: float = 10.0     # how long a lost submission is looked up by tag
+    max_attempts: int = 6           # sends of one image in one run
+    fallback: bool | None = None    # None: decide from the auth mode / improve_mathpix
+
+
+class _Job:
+    __slots__ = ("attempts", "batch_tag", "key", "kind", "positions", "request_id", "result",
+                 "row_tag", "run_tag", "source")
+
+    def __init__(self, key: str, kind: str, source: str) -> None:
+        self.key = key
+        self.kind = kind            # file | url | bytes | object
+        self.source = source        # names the input in messages
+        self.positions: list[int] = []
+        self.request_id: str | None = None
+        self.run_tag: str | None = None
+        self.batch_tag: str | None = None
+        self.row_tag: str | None = None
+        self.result: RowResult | None = None
+        self.attempts = 0
+
+
+@dataclass
+class _Cell:
+    kind: str                       # missing | file | url | bytes | object | bad
+    source: str
+    payload: Any = None
+    error: str | None = None
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return type(value).__name__ in {"NAType", "NaTType"}  # pandas NA/NaT, without pandas
+
+
+def _classify(value: Any) -> _Cell:
+    if _is_missing(value):
+        return _Cell("missing", repr(value), error=(
+            f"missing_value: the cell is empty ({value!r}); put an image path or URL in it, "
+            "or drop the row"))
+    if isinstance(value, str):
+        s = value.strip()
+        if not s:
+            return _Cell("missing", repr(value), error=(
+                "missing_value: the cell is an empty string; put an image path or URL in it, "
+                "or drop the row"))
+        low = s[:8].lower()
+        if low.startswith(("http://", "https://")):
+            return _Cell("url", s, payload=s)
+        if low.startswith("data:"):
+            return _Cell("url", s[:30] + "...", payload=s)
+        return _Cell("file", s, payload=Path(os.path.expanduser(s)))
+    if isinstance(value, os.PathLike):
+        p = Path(os.fspath(value)).expanduser()
+        return _Cell("file", str(p), payload=p)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return _Cell("bytes", f"<{len(value)} bytes>", payload=bytes(value))
+    if type(value).__module__.split(".")[0] in {"PIL", "numpy"}:
+        return _Cell("object", f"<{type(value).__name__}>", payload=value)
+    return _Cell("bad", repr(value)[:80], error=(
+        f"unsupported_input: {type(value).__name__} {repr(value)[:60]} is not an image; the "
+        "column must hold file paths, http(s) URLs, bytes or PIL images"))
+
+
+def _error_text(error_id: str, message: str) -> str:
+    message = message.strip()
+    return message if message.startswith(error_id) else f"{error_id}: {message}"
+
+
+def result_from_body(body: Mapping[str, Any], request_id: str | None = None) -> RowResult:
+    """Shape a v3/text response body into a row (an error in the body goes to the error column).
+
+    >>> result_from_body({"text": "x", "confidence": 1, "request_id": "r"})
+    ('x', None, 1.0, 'r', None)
+    >>> result_from_body({"error": "Content not found",
+    ...                   "error_info": {"id": "image_no_content"}}, "r")[4]
+    'image_no_content: Content not found [request_id r]'
+    """
+    rid = body.get("request_id") or request_id
+    info = body.get("error_info")
+    if body.get("error") or isinstance(info, Mapping):
+        info = info if isinstance(info, Mapping) else {}
+        eid = str(info.get("id") or "api_error")
+        msg = str(info.get("message") or body.get("error") or "")
+        return (None, None, None, rid, _error_text(eid, msg) + (f" [request_id {rid}]"
+                                                                if rid else ""))
+    conf = body.get("confidence")
+    return (body.get("text"), body.get("latex_styled"),
+            float(conf) if isinstance(conf, int | float) else None, rid, None)
+
+
+def _body_error_id(body: Mapping[str, Any]) -> str | None:
+    info = body.get("error_info")
+    if isinstance(info, Mapping) and info.get("id"):
+        return str(info["id"])
+    return "api_error" if body.get("error") else None
+
+
+def _item_request_id(item: Mapping[str, Any]) -> str | None:
+    body = item.get("result")
+    rid = item.get("image_id") or (body.get("request_id") if isinstance(body, Mapping) else None)
+    return str(rid) if rid else None
+
+
+class BulkRun:
+    """One bulk run over ``values``; see :func:`run_bulk`."""
+
+    def __init__(
+        self,
+        values: Iterable[Any],
+        *,
+        api: _api.Api,
+        options: Mapping[str, Any],
+        crop: tuple[int, int, int, int] | None,
+        prepare: Any,
+        journal: Journal,
+        config: BulkConfig,
+        on_rows_done: Callable[[int], None] | None = None,
+    ) -> None:
+        self.values = values
+        self.api = api
+        self.options = dict(options)
+        self.crop = crop
+        self.prep = api.prep if prepare is None else _api.prep_option(prepare)
+        self.journal = journal
+        self.cfg = config
+        self.on_rows_done = on_rows_done
+        self.run_id = uuid.uuid4().hex[:12]
+        self.run_tag = f"mnb-run-{self.run_id}"
+        self.summary = BulkSummary(run_id=self.run_id)
+        self.rows: list[_Job | RowResult] = []
+        self.jobs: dict[str, _Job] = {}
+        # (run_tag, batch_tag) -> {request_id: job}; polled by those two tags
+        self.pending: dict[tuple[str, str], dict[str, _Job]] = {}
+        self.foreign: dict[str, _Job] = {}   # jobs another live run is sending
+        self.sent_in_batch = 0
+        self.batch_no = 0
+        self.producing = True
+        self.fatal: str | None = None
+        self.deadline = (time.monotonic() + config.timeout) if config.timeout else None
+        self.base_url = api.base_url
+        self.region = api.region
+        self.async_mode = not self._use_fallback()
+        self.summary.mode = "async" if self.async_mode else "sync"
+        self._wake = anyio.Event()
+        self._rng = random.Random()
+
+    # -- set-up ----------------------------------------------------------------------------
+
+    def _use_fallback(self) -> bool:
+        if self.cfg.fallback is not None:
+            return self.cfg.fallback
+        meta = self.options.get("metadata") or {}
+        reasons = []
+        if self.api.auth_mode != "keys":
+            reasons.append("the client authenticates with an app token")
+        if isinstance(meta, Mapping) and meta.get("improve_mathpix") is False:
+            reasons.append("improve_mathpix=False keeps results out of v3/ocr-results")
+        if not reasons:
+            return False
+        msg = (f"mathpix_nb bulk OCR: async v3/text is not possible ({'; '.join(reasons)}); "
+               "falling back to concurrent synchronous v3/text requests")
+        log.warning(msg)
+        warnings.warn(msg, UserWarning, stacklevel=2)
+        return True
+
+    def _key(self, content_sha: str) -> str:
+        return Journal.make_key(
+            content_sha, self.options, region=self.region, crop=self.crop,
+            extra={"prep": repr(self.prep), "mode": "async" if self.async_mode else "sync"},
+        )
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def _notify(self, n: int) -> None:
+        if self.on_rows_done is not None and n:
+            self.on_rows_done(n)
+
+    def _finish(self, job: _Job, result: RowResult, *, cached: bool = False) -> None:
+        if job.result is not None:
+            return
+        job.result = result
+        n = len(job.positions)
+        if result[4] is not None:
+            self.summary.failed += n
+        elif cached:
+            self.summary.cached += n
+        else:
+            self.summary.done += n
+        self._notify(n)
+
+    def _fail(self, job: _Job, error_id: str, message: str, rid: str | None = None) -> None:
+        self._finish(job, (None, None, None, rid, _error_text(error_id, message)))
+
+    def _set_row_error(self, pos: int, error: str) -> None:
+        self.rows[pos] = (None, None, None, None, error)
+        self.summary.failed += 1
+        self._notify(1)
+
+    def _add_pending(self, job: _Job) -> None:
+        assert job.request_id and job.run_tag and job.batch_tag
+        self.pending.setdefault((job.run_tag, job.batch_tag), {})[job.request_id] = job
+        self._wake.set()
+
+    def _new_tags(self, job: _Job) -> list[str]:
+        if self.sent_in_batch >= self.cfg.batch_size:
+            self.batch_no += 1
+            self.sent_in_batch = 0
+        self.sent_in_batch += 1
+        job.run_tag = self.run_tag
+        job.batch_tag = f"mnb-batch-{self.run_id}-{self.batch_no}"
+        job.row_tag = f"mnb-row-{job.key[:32]}"
+        return [job.run_tag, job.batch_tag, job.row_tag]
+
+    def _past_deadline(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
+
+    # -- main ------------------------------------------------------------------------------
+
+    async def run(self) -> tuple[list[RowResult], BulkSummary]:
+        t0 = time.monotonic()
+        limiter = anyio.Semaphore(max(1, self.cfg.concurrency))
+        try:
+            async with anyio.create_task_group() as tg:
+                if self.async_mode:
+                    tg.start_soon(self._poller)
+                async with anyio.create_task_group() as producers:
+                    for value in self.values:
+                        await limiter.acquire()
+                        pos = len(self.rows)
+                        self.rows.append(_EMPTY)
+                        producers.start_soon(self._handle_row, pos, value, limiter)
+                self.producing = False
+                self._wake.set()
+        finally:
+            self.summary.elapsed = time.monotonic() - t0
+            self.summary.requests = self.api.requests
+            self.summary.retried += self.api.retries
+        out: list[RowResult] = []
+        for item in self.rows:
+            if not isinstance(item, _Job):
+                out.append(item)
+            elif item.result is not None:
+                out.append(item.result)
+            else:
+                self.summary.pending += 1
+                self.summary.failed += 1
+                out.append((None, None, None, item.request_id, (
+                    "poll_timeout: no result before the deadline; the job stays in the journal "
+                    "and a rerun collects it without sending the image again")))
+        self.summary.rows = len(out)
+        return out, self.summary
+
+    async def _handle_row(self, pos: int, value: Any, limiter: anyio.Semaphore) -> None:
+        try:
+            await self._handle_row_inner(pos, value)
+        finally:
+            limiter.release()
+
+    async def _handle_row_inner(self, pos: int, value: Any) -> None:
+        cell = _classify(value)
+        if cell.error is not None:
+            self._set_row_error(pos, cell.error)
+            return
+        payload = cell.payload
+        if cell.kind == "file":
+            try:
+                payload = await anyio.to_thread.run_sync(cell.payload.read_bytes)
+            except FileNotFoundError:
+                self._set_row_error(pos, (
+                    f"file_not_found: {cell.source} does not exist; fix the path (relative "
+                    f"paths are resolved from {os.getcwd()})"))
+                return
+            except IsADirectoryError:
+                self._set_row_error(pos, f"image_unreadable: {cell.source} is a directory, "
+                                    "not an image file")
+                return
+            except OSError as exc:
+                self._set_row_error(pos, f"image_unreadable: cannot read {cell.source}: "
+                                    f"{exc.strerror or exc}")
+                return
+            sha = hashlib.sha256(payload).hexdigest()
+        elif cell.kind == "bytes":
+            sha = hashlib.sha256(payload).hexdigest()
+        elif cell.kind == "url":
+            sha = "src:" + hashlib.sha256(payload.encode()).hexdigest()
+        else:  # PIL / numpy: hash the prepared encoding
+            try:
+                payload = await anyio.to_thread.run_sync(self._prepare, payload, cell.source)
+            except _api.ImageError as exc:
+                self._set_row_error(pos, _error_text("image_unreadable", str(exc)))
+                return
+            sha = payload.sha256
+        key = self._key(sha)
+        job = self.jobs.get(key)
+        if job is not None:  # an identical image earlier in this run: share its job
+            job.positions.append(pos)
+            self.rows[pos] = job
+            self.summary.duplicates += 1
+            if job.result is not None:
+                if job.result[4] is None:
+                    self.summary.cached += 1
+                else:
+                    self.summary.failed += 1
+                self._notify(1)
+            return
+        job = _Job(key, cell.kind, cell.source)
+        job.positions.append(pos)
+        self.jobs[key] = job
+        self.rows[pos] = job
+        if self.fatal:
+            self._finish(job, (None, None, None, None, self.fatal))
+            return
+        entry = self.journal.get(key)
+        if entry is not None and await self._resume(job, entry):
+            return
+        await self._send(job, payload)
+
+    # -- resume from the journal -----------------------------------------------------------
+
+    async def _resume(self, job: _Job, entry: JournalEntry) -> bool:
+        """Settle a job the journal already knows; False if it must be sent (again)."""
+        if entry.state == "done" and entry.result is not None:
+            self._finish(job, result_from_body(entry.result, entry.request_id), cached=True)
+            return True
+        if entry.state == "failed":
+            self._finish(job, (None, None, None, entry.request_id, _error_text(
+                entry.error_id or "api_error", entry.error or "")), cached=True)
+            return True
+        if entry.owner != self.journal.owner and process_alive(entry.owner):
+            self.foreign[job.key] = job  # another live run is on it: wait for its answer
+            self._wake.set()
+            return True
+        if not self.async_mode or entry.base_url not in (None, "", self.base_url):
+            return False  # cannot be looked up here: send it (claim() takes it over)
+        self.journal.adopt(job.key)
+        job.run_tag, job.row_tag = entry.run_tag, entry.row_tag
+        if entry.state == "submitted" and entry.request_id and entry.run_tag:
+            job.request_id = entry.request_id
+            job.batch_tag = entry.run_tag  # poll by the old run's tag
+            self.summary.recovered += 1
+            self._add_pending(job)
+            return True
+        if entry.row_tag and await self._lookup_row(job, grace=0.0):
+            self.summary.recovered += 1
+            return True
+        return False
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def _prepare(self, payload: Any, source: str) -> Any:
+        return _api.prepare(payload, crop=self.crop, prep=self.prep, source=source)
+
+    async def _send(self, job: _Job, payload: Any) -> None:
+        """Claim, prepare and submit one job, retrying transient failures."""
+        image = payload
+        crop = None
+        if job.kind in ("file", "bytes"):
+            try:
+                image = await anyio.to_thread.run_sync(self._prepare, payload, job.source)
+            except _api.ImageError as exc:
+                self._fail(job, "image_unreadable", str(exc))
+                return
+        elif job.kind == "url":
+            crop = self.crop  # remote pixels: the API crops them (region option)
+        del payload
+        while True:
+            if self.fatal:
+                self._finish(job, (None, None, None, None, self.fatal))
+                return
+            if self._past_deadline():
+                self._fail(job, "poll_timeout", "the run's deadline passed before this image "
+                           "was sent; rerun to continue")
+                return
+            job.attempts += 1
+            if job.attempts > 1:
+                self.summary.retried += 1
+            tags = self._new_tags(job) if self.async_mode else []
+            if not self.journal.claim(job.key, run_tag=job.run_tag, row_tag=job.row_tag,
+                                      base_url=self.base_url, source=job.source,
+                                      force=job.attempts > 1):
+                self.foreign[job.key] = job  # another live run took it meanwhile
+                self._wake.set()
+                return
+            self.summary.submitted += 1
+            try:
+                if self.async_mode:
+                    rid = await self.api.submit(image, tags=tags, options=self.options,
+                                                crop=crop)
+                else:
+                    body = await self.api.text(image, options=self.options, crop=crop)
+            except _api.Unknown as exc:
+                # the upload may have landed: look for it by its row tag before resending
+                log.info("submission of %s lost (%s); looking it up by tag", job.source, exc)
+                if self.async_mode and await self._lookup_row(job, grace=self.cfg.unknown_grace):
+                    self.summary.recovered += 1
+                    return
+                if job.attempts >= self.cfg.max_attempts:
+                    self.journal.release(job.key)
+                    self._fail(job, "connection_error", str(exc))
+                    return
+                await anyio.sleep(self._backoff(job.attempts))
+                continue
+            except _api.Retryable as exc:
+                self.journal.release(job.key)
+                if job.attempts >= self.cfg.max_attempts:
+                    self._fail(job, exc.error_id, exc.message)
+                    return
+                await anyio.sleep(exc.retry_after if exc.retry_after is not None
+                                  else self._backoff(job.attempts))
+                continue
+            except _api.Failed as exc:
+                if exc.fatal:
+                    self.fatal = _error_text(exc.error_id, exc.message)
+                    self.journal.release(job.key)
+                else:
+                    self.journal.failed(job.key, exc.error_id, exc.message,
+                                        request_id=exc.request_id, permanent=exc.permanent)
+                self._fail(job, exc.error_id, exc.message, exc.request_id)
+                return
+            if not self.async_mode:
+                rid = body.get("request_id")
+                self.journal.done(job.key, body, request_id=rid, source=job.source)
+                self._finish(job, result_from_body(body))
+                return
+            job.request_id = rid
+            self.journal.submitted(job.key, rid)
+            self._add_pending(job)
+            return
+
+    def _backoff(self, attempt: int) -> float:
+        return self._rng.uniform(0.0, min(10.0, 0.25 * 2 ** attempt))
+
+    async def _lookup_row(self, job: _Job, *, grace: float) -> bool:
+        """Search ocr-results by the job's row tag (pending rows too); True if it is there."""
+        give_up = time.monotonic() + grace
+        while True:
+            try:
+                items = await self.api.results([job.row_tag or ""], per_page=100,
+                                               include_null=True)
+            except _api.Retryable:
+                items = []
+            except _api.Failed as exc:
+                if exc.fatal:
+                    self.fatal = _error_text(exc.error_id, exc.message)
+                return False
+            for item in items:
+                rid = _item_request_id(item)
+                if not rid:
+                    continue
+                job.request_id = rid
+                self.journal.submitted(job.key, rid, run_tag=job.run_tag, row_tag=job.row_tag)
+                if isinstance(item.get("result"), Mapping):
+                    self._complete(job, item["result"])
+                else:  # accepted, still processing: poll for it by run + row tag
+                    job.batch_tag = job.row_tag
+                    self._add_pending(job)
+                return True
+            if time.monotonic() >= give_up:
+                return False
+            await anyio.sleep(min(max(self.cfg.poll_interval, 0.05), 0.5))
+
+    # -- polling ---------------------------------------------------------------------------
+
+    def _complete(self, job: _Job, body: Mapping[str, Any]) -> None:
+        eid = _body_error_id(body)
+        if eid is None:
+            self.journal.done(job.key, body, request_id=job.request_id, source=job.source)
+            self._finish(job, result_from_body(body, job.request_id))
+            return
+        row = result_from_body(body, job.request_id)
+        # a server-side failure of this attempt is not cached: a rerun sends it again
+        self.journal.failed(job.key, eid, row[4] or eid, request_id=job.request_id,
+                            permanent=eid not in _RETRYABLE_RESULT_IDS)
+        self._finish(job, row)
+
+    async def _poller(self) -> None:
+        while True:
+            if self.pending:
+                await self._poll_once()
+            if self.foreign:
+                self._check_foreign()
+            if not self.producing and not self.pending and not self.foreign:
+                return
+            if self._past_deadline():
+                return
+            self._wake = anyio.Event()
+            if self.pending or self.foreign:
+                await anyio.sleep(self.cfg.poll_interval)
+            else:
+                with anyio.move_on_after(self.cfg.poll_interval):
+                    await self._wake.wait()
+
+    async def _poll_once(self) -> None:
+        for group in list(self.pending):
+            waiting = self.pending.get(group)
+            if not waiting:
+                self.pending.pop(group, None)
+                continue
+            run_tag, batch_tag = group
+            tags = [run_tag] if batch_tag == run_tag else [run_tag, batch_tag]
+
+            def on_page(items: list[dict[str, Any]], waiting: dict[str, _Job] = waiting) -> bool:
+                for item in items:
+                    rid = _item_request_id(item)
+                    body = item.get("result")
+                    job = waiting.get(rid) if rid else None
+                    if job is not None and isinstance(body, Mapping):
+                        del waiting[rid]  # type: ignore[arg-type]
+                        self._complete(job, body)
+                return not waiting
+
+            try:
+                await self.api.results(tags, per_page=self.cfg.per_page, on_page=on_page)
+            except _api.Retryable as exc:
+                log.info("polling v3/ocr-results failed (%s); trying again", exc)
+                continue
+            except _api.Failed as exc:
+                self.fatal = _error_text(exc.error_id, exc.message)
+                for job in list(waiting.values()):
+                    self._fail(job, exc.error_id, exc.message, job.request_id)
+                waiting.clear()
+            if not waiting:
+                self.pending.pop(group, None)
+
+    def _check_foreign(self) -> None:
+        for key, job in list(self.foreign.items()):
+            entry = self.journal.get(key)
+            if entry is not None and entry.final:
+                del self.foreign[key]
+                if entry.state == "done" and entry.result is not None:
+                    self._finish(job, result_from_body(entry.result, entry.request_id),
+                                 cached=True)
+                else:
+                    self._finish(job, (None, None, None, entry.request_id, _error_text(
+                        entry.error_id or "api_error", entry.error or "")), cached=True)
+            elif entry is None or not process_alive(entry.owner):
+                del self.foreign[key]
+                self._fail(job, "interrupted", "another run was sending this image and "
+                           "stopped; rerun to send it")
+
+
+async def run_bulk(
+    values: Iterable[Any],
+    *,
+    api: _api.Api,
+    options: Mapping[str, Any] | None = None,
+    crop: tuple[int, int, int, int] | None = None,
+    prepare: Any = None,
+    journal: Journal,
+    config: BulkConfig | None = None,
+    on_rows_done: Callable[[int], None] | None = None,
+) -> tuple[list[RowResult], BulkSummary]:
+    """Run the bulk flow over ``values``; one :data:`RowResult` per value, in order."""
+    run = BulkRun(values, api=api, options=options or {}, crop=crop, prepare=prepare,
+                  journal=journal, config=config or BulkConfig(), on_rows_done=on_rows_done)
+    return await run.run()
+
+
+__all__ = ["BulkConfig", "BulkRun", "BulkSummary", "RowResult", "result_from_body", "run_bulk"]
