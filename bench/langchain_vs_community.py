@@ -41,7 +41,7 @@ def make_pdf(path: Path, pages: int) -> Path:
 
 
 def summarise(records: list[Any]) -> str:
-    counts = collections.Counter(f"{r.method} {_shape(r.endpoint)}" for r in records)
+    counts = collections.Counter(f"{r.method} {_shape(r.path)}" for r in records)
     return ", ".join(f"{n}x {k}" for k, n in sorted(counts.items()))
 
 

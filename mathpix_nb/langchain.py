@@ -17,12 +17,10 @@ Needs the ``langchain`` extra: ``pip install "mathpix_nb[langchain]"``.
 
 from __future__ import annotations
 
-import contextlib
 import glob as _glob
 import hashlib
 import os
 import re
-import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -30,7 +28,8 @@ from typing import Any, Literal, get_args
 from urllib.parse import urlparse
 
 from langchain_core.document_loaders import BaseBlobParser, BaseLoader
-from langchain_core.documents import Blob, Document
+from langchain_core.documents import Document
+from langchain_core.documents.base import Blob
 
 from ._client import AsyncMathpix, Mathpix
 from ._exceptions import (
@@ -545,8 +544,9 @@ class _Engine:
             if docs is not None:
                 return docs
             if item.kind == "pdf":
-                with _pdf_payload(item) as payload:
-                    result = client.pdf(payload, outputs=self.pdf_outputs(), **self.pdf_options)
+                result = client.pdf(
+                    item.payload(), outputs=self.pdf_outputs(), **self.pdf_options
+                )
             else:
                 result = client.text(item.payload(), **self.image_options)
         except _FATAL_ERRORS:
@@ -566,10 +566,9 @@ class _Engine:
             if docs is not None:
                 return docs
             if item.kind == "pdf":
-                with _pdf_payload(item) as payload:
-                    result = await client.pdf(
-                        payload, outputs=self.pdf_outputs(), **self.pdf_options
-                    )
+                result = await client.pdf(
+                    item.payload(), outputs=self.pdf_outputs(), **self.pdf_options
+                )
             else:
                 result = await client.text(item.payload(), **self.image_options)
         except _FATAL_ERRORS:
@@ -601,24 +600,6 @@ class _Engine:
             f"on_error={self.on_error!r}",
         ]
         return ", ".join(parts)
-
-
-@contextlib.contextmanager
-def _pdf_payload(item: _Item) -> Iterator[str]:
-    """A path or URL for ``client.pdf``; in-memory PDFs go through a temporary file."""
-    if item.url is not None:
-        yield item.url
-        return
-    if item.path is not None:
-        yield str(item.path)
-        return
-    fd, tmp = tempfile.mkstemp(suffix=".pdf", prefix="mathpix_nb_")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(item.data or b"")
-        yield tmp
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def _region_of(client: Any) -> str:
@@ -822,28 +803,25 @@ class MathpixLoader(BaseLoader):
         results: list[list[Document] | BaseException | None] = [None] * len(items)
         done = [anyio.Event() for _ in items]
         limiter = anyio.CapacityLimiter(engine.max_concurrency)
+        fatal: list[BaseException] = []  # once set, queued items are not sent
 
-        if engine.client is not None and engine.async_client is None:
-            sync_client = engine.client
-
-            async def work(i: int) -> list[Document]:
-                return await anyio.to_thread.run_sync(
-                    engine.convert, sync_client, items[i], limiter=limiter
-                )
-
-            aclient: AsyncMathpix | None = None
-            owned = False
-        else:
-            aclient, owned = engine.make_async_client()
-
-            async def work(i: int) -> list[Document]:
-                async with limiter:
-                    return await engine.aconvert(aclient, items[i])  # type: ignore[arg-type]
+        sync_client = engine.client if engine.async_client is None else None
+        aclient, owned = (None, False) if sync_client is not None else engine.make_async_client()
 
         async def run(i: int) -> None:
             try:
-                results[i] = await work(i)
+                async with limiter:
+                    if fatal:
+                        raise fatal[0]
+                    if sync_client is not None:
+                        results[i] = await anyio.to_thread.run_sync(
+                            engine.convert, sync_client, items[i]
+                        )
+                    else:
+                        results[i] = await engine.aconvert(aclient, items[i])  # type: ignore[arg-type]
             except Exception as exc:
+                if isinstance(exc, _FATAL_ERRORS) and not fatal:
+                    fatal.append(exc)
                 results[i] = exc
             finally:
                 done[i].set()
@@ -855,8 +833,7 @@ class MathpixLoader(BaseLoader):
                 try:
                     for i in range(len(items)):
                         await done[i].wait()
-                        outcome = results[i]
-                        results[i] = None
+                        outcome, results[i] = results[i], None
                         if isinstance(outcome, BaseException):
                             raise outcome
                         for doc in outcome or ():
