@@ -1,0 +1,237 @@
+"""The crop panel in a real JupyterLab, driven in headless Debian Chromium by Playwright.
+
+An image is uploaded through the panel's file input, a box is dragged on the canvas (on a
+HiDPI page, with the image scaled to fit), OCR is clicked, and the rendered answer of the
+local echo server — which names the size of the image it received — must show the size of
+the box the panel displays. A screenshot is kept in artifacts/. See shared/browser-testing.md
+for the flags and the kernel-readiness wait used here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import make_png
+
+CHROMIUM = shutil.which("chromium") or next(
+    (p for p in ("/usr/bin/chromium",) if Path(p).exists()), None
+)
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+TOKEN = "mathpix-nb-browser-test"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed"),
+]
+
+SETUP_CELL = """\
+from mathpix_nb import Mathpix
+from mathpix_nb.jupyter import CropPanel
+from mathpix_nb.server import EchoEngine, LocalServer
+
+
+class MathEcho(EchoEngine):
+    \"\"\"The echo engine plus one formula, so the page has math to draw.\"\"\"
+
+    def recognize(self, image, options):
+        out = super().recognize(image, options)
+        for line in out["lines"]:
+            line["text"] += r" with \\( \\frac{a}{b} \\)"
+        return out
+
+
+# A local Mathpix-compatible server: nothing leaves this machine.
+server = LocalServer(engine=MathEcho()).start()
+client = Mathpix(app_id=server.app_id, app_key=server.app_key, base_url=server.url)
+"""
+PANEL_CELL = "panel = CropPanel(client=client)\npanel"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _write_notebook(path: Path) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [nbformat.v4.new_code_cell(SETUP_CELL), nbformat.v4.new_code_cell(PANEL_CELL)]
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def jupyterlab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """JupyterLab on loopback with hermetic config; stopped with SIGTERM whatever happens."""
+    pytest.importorskip("jupyterlab", reason="install the [browser] extra")
+    root = tmp_path / "root"
+    root.mkdir()
+    home = tmp_path / "jupyter"
+    settings = home / "config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(home / "config"),
+        "JUPYTER_DATA_DIR": str(home / "data"),
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+        "IPYTHONDIR": str(home / "ipython"),
+        "JUPYTER_PLATFORM_DIRS": "1",
+    }
+    port = _free_port()
+    log = (tmp_path / "jupyterlab.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "jupyterlab",
+            "--no-browser", "--allow-root",
+            "--ip=127.0.0.1", f"--port={port}",
+            f"--IdentityProvider.token={TOKEN}",
+            f"--ServerApp.root_dir={root}",
+            "--LabApp.expose_app_in_browser=True",
+        ],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                log_text = (tmp_path / "jupyterlab.log").read_text()
+                pytest.fail(f"JupyterLab exited early:\n{log_text}")
+            try:
+                if httpx.get(f"{base}/api/status?token={TOKEN}", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("JupyterLab did not answer /api/status within 90 s")
+            time.sleep(0.3)
+        yield base, root
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+
+
+KERNEL_READY = """() => {
+  const widget = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  const kernel = widget && widget.sessionContext && widget.sessionContext.session
+    && widget.sessionContext.session.kernel;
+  return !!kernel && kernel.connectionStatus === 'connected' && kernel.status === 'idle';
+}"""
+
+
+@pytest.mark.timeout(300)
+def test_drag_a_box_and_ocr_in_jupyterlab(jupyterlab: tuple[str, Path], tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    base, root = jupyterlab
+    _write_notebook(root / "panel.ipynb")
+    # Wider than the panel, so the picture is scaled to fit; the page is HiDPI (2x).
+    image = tmp_path / "wide.png"
+    image.write_bytes(make_png(1800, 500))
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "crop_panel_jupyterlab.png"
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000}, device_scale_factor=2)
+            page.set_default_timeout(60_000)
+            page.goto(f"{base}/lab/tree/panel.ipynb?token={TOKEN}")
+            page.wait_for_function("() => !!window.jupyterapp", timeout=90_000)
+            page.wait_for_function(KERNEL_READY, timeout=90_000)
+            # Fire and forget: awaiting this command can hang (browser-testing.md).
+            page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+            panel = page.locator(".mpx-panel")
+            panel.wait_for(state="visible", timeout=90_000)
+            assert "Local server at http://127.0.0.1" in panel.locator(".mpx-note").inner_text()
+
+            page.set_input_files(".mpx-file", str(image))
+            canvas = page.locator(".mpx-canvas")
+            canvas.wait_for(state="visible")
+            page.wait_for_function(
+                "() => (document.querySelector('.mpx-selection')?.dataset.crop || '')"
+                " === '0,0,1800,500'"
+            )
+            box = canvas.bounding_box()
+            assert box is not None and box["width"] < 1800  # scaled to fit
+            x0, y0 = box["x"] + box["width"] * 0.10, box["y"] + box["height"] * 0.15
+            x1, y1 = box["x"] + box["width"] * 0.60, box["y"] + box["height"] * 0.70
+            page.mouse.move(x0, y0)
+            page.mouse.down()
+            page.mouse.move(x1, y1, steps=8)
+            page.mouse.up()
+
+            data_crop = page.locator(".mpx-selection").get_attribute("data-crop") or ""
+            crop = [int(v) for v in data_crop.split(",")]
+            x, y, w, h = crop
+            # The box in real pixels is the dragged fraction of the 1800x500 image.
+            assert abs(x - 180) <= 3 and abs(y - 75) <= 3, crop
+            assert abs(w - 900) <= 4 and abs(h - 275) <= 4, crop
+
+            page.locator(".mpx-ocr").click()
+            rendered = page.locator(".mpx-rendered")
+            rendered.filter(has_text=f"echo {w}x{h} sha:").wait_for(timeout=60_000)
+            raw = page.locator(".mpx-raw[data-format=text] .mpx-raw-text").inner_text()
+            assert raw.startswith(f"echo {w}x{h} sha:")
+            assert "\\frac{a}{b}" in raw  # the raw Mathpix Markdown keeps the TeX
+            # ...and the rendered side draws it as math (MathML), not as TeX source.
+            math = rendered.locator("math")
+            assert math.count() == 1
+            math_box = math.bounding_box()
+            assert math_box is not None and math_box["height"] > 10
+            assert "\\frac" not in rendered.inner_text()
+            assert page.locator(".mpx-error").is_hidden()
+            assert page.locator(".mpx-history-item").count() == 1
+            page.screenshot(path=str(shot), full_page=True)
+
+            # Enter in the panel OCRs too (a second snip of the whole image after a click).
+            canvas.dblclick()
+            page.wait_for_function(
+                "() => document.querySelector('.mpx-selection').dataset.crop === '0,0,1800,500'"
+            )
+            panel.focus()
+            page.keyboard.press("Enter")
+            page.locator(".mpx-history-item").nth(1).wait_for(timeout=60_000)
+            rendered.filter(has_text="echo 1800x500 sha:").wait_for(timeout=60_000)
+
+            page.screenshot(path=str(ARTIFACTS / "crop_panel_jupyterlab_history.png"))
+            print(f"\nscreenshots: {shot} and {ARTIFACTS / 'crop_panel_jupyterlab_history.png'}")
+        finally:
+            browser.close()
