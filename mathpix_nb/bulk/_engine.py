@@ -279,8 +279,9 @@ class BulkRun:
             self.summary.failed += n
         elif cached:
             self.summary.cached += n
-        else:
-            self.summary.done += n
+        else:  # rows sharing this image (duplicates in this run) count as cached
+            self.summary.done += 1
+            self.summary.cached += n - 1
         self._notify(n)
 
     def _fail(self, job: _Job, error_id: str, message: str, rid: str | None = None) -> None:
@@ -435,7 +436,9 @@ class BulkRun:
             self.summary.recovered += 1
             self._add_pending(job)
             return True
-        if entry.row_tag and await self._lookup_row(job, grace=0.0):
+        # a submission that may still be in flight gets unknown_grace seconds to show up
+        grace = max(0.0, entry.updated_at + self.cfg.unknown_grace - time.time())
+        if entry.row_tag and await self._lookup_row(job, grace=grace):
             self.summary.recovered += 1
             return True
         return False
@@ -497,7 +500,9 @@ class BulkRun:
                 continue
             except _api.Retryable as exc:
                 self.journal.release(job.key)
-                if job.attempts >= self.cfg.max_attempts:
+                if exc.error_id == "http_max_requests":
+                    job.attempts -= 1  # rate limits only slow a run down; they never fail a row
+                elif job.attempts >= self.cfg.max_attempts:
                     self._fail(job, exc.error_id, exc.message)
                     return
                 await anyio.sleep(exc.retry_after if exc.retry_after is not None

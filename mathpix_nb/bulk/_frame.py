@@ -78,8 +78,8 @@ class _Job:
     """Everything one call needs; shared by the sync and async forms."""
 
     def __init__(self, client: Any, kwargs: dict[str, Any], *, asynchronous: bool) -> None:
-        self.options = _api_options(kwargs.pop("options", None) or {},
-                                    kwargs.pop("improve_mathpix", None))
+        options = dict(kwargs.pop("options", None) or {})
+        improve = kwargs.pop("improve_mathpix", None)
         self.crop = kwargs.pop("crop", None)
         self.prepare = kwargs.pop("prepare", None)
         self.prefix = kwargs.pop("prefix", "ocr_")
@@ -88,7 +88,8 @@ class _Job:
         fields = {f for f in BulkConfig.__dataclass_fields__}
         cfg_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in fields}
         self.config = BulkConfig(**cfg_kw)
-        self.options.update(kwargs)  # anything else is an API option (rm_spaces=..., ...)
+        options.update(kwargs)  # anything else is a v3/text option (rm_spaces=..., ...)
+        self.options = _api_options(options, improve)
         self.core = _api.core_of(client)  # resolve credentials now: errors name the fix
         self.asynchronous = asynchronous
 
