@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 # Anything that looks like an app token is masked wherever a message is built.
-_TOKEN_RE = re.compile(r"token_[A-Za-z0-9_\-]+")
+_TOKEN_RE = re.compile(r"token_[A-Za-z0-9]{12,}")
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
