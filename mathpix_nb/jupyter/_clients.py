@@ -50,6 +50,10 @@ class ClientPool:
     """Clients by region, plus a plain-words note on where OCR runs."""
 
     def __init__(self, client: Any = None, *, region: str | None = None) -> None:
+        if region == "eu-central-1":
+            region = "eu"
+        if client is None and region is not None and region not in REGIONS:
+            raise ValueError(f"region={region!r} is not a Mathpix region; use 'global' or 'eu'.")
         self._clients: dict[str, Any] = {}
         self._owned: list[Any] = []
         self._server: Any = None
@@ -64,9 +68,9 @@ class ClientPool:
         else:
             self._clients = {str(getattr(client, "region", None) or "global"): client}
             self._mode = "given"
+        self.regions: list[str] = list(self._clients)
         if self._mode == "auto":
             self._resolve_auto(region)
-        self.regions: list[str] = list(self._clients) if self._mode == "given" else list(REGIONS)
         self.default_region = region if region in self.regions else self.regions[0]
         if region is not None and region not in self.regions:
             raise ValueError(
@@ -78,13 +82,19 @@ class ClientPool:
         from .._exceptions import ConfigurationError
 
         try:
-            first = Mathpix(region=region or "global")
+            # No region argument unless asked: it would override MATHPIX_URL.
+            first = Mathpix(region=region) if region else Mathpix()
         except ConfigurationError:
             self.offline = True
             self._server = _shared_offline_server()
+            self.regions = list(REGIONS)
             return
-        self._clients[first.region if first.region in REGIONS else "global"] = first
+        self._clients[first.region] = first
         self._owned.append(first)
+        # A custom MATHPIX_URL is one place; the Mathpix regions can be switched between.
+        self.regions = list(REGIONS) if first.region in REGIONS else [first.region]
+        if first.region in REGIONS:
+            self.regions = [first.region, *(r for r in REGIONS if r != first.region)]
 
     def get(self, region: str | None = None) -> Any:
         """The client for ``region`` (the default region when None), made on first use."""
