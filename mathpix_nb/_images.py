@@ -35,7 +35,7 @@ API_FORMATS = {"JPEG", "PNG", "BMP", "DIB", "WEBP", "TIFF", "JPEG2000", "PPM", "
 # Extensions the API reads that Pillow may not: sent as is, without preparation.
 _RAW_EXTENSIONS = {".exr", ".hdr", ".pic", ".pfm", ".sr", ".ras", ".pxm", ".pnm"}
 # Pixel modes we pass through untouched; others (CMYK, 16-bit, float...) are converted.
-_PASS_MODES = {"1", "L", "LA", "P", "RGB", "RGBA"}
+_PASS_MODES = {"1", "L", "LA", "P", "RGB", "RGBA"}  # when fully opaque
 _CONTENT_TYPES = {
     "JPEG": "image/jpeg",
     "PNG": "image/png",
@@ -294,6 +294,16 @@ def _normalize_mode(im: Image.Image) -> Image.Image:
     return im.convert("RGBA" if "A" in mode else "RGB")
 
 
+def _has_transparency(im: Image.Image) -> bool:
+    """True when some pixel is see-through: the API (OpenCV) would drop alpha and show
+    whatever colour hides under it, often black, so such images are flattened onto white."""
+    if "transparency" in im.info:
+        return True
+    if im.mode in ("RGBA", "LA", "PA"):
+        return bool(im.getchannel("A").getextrema()[0] < 255)
+    return False
+
+
 def _flatten_alpha(im: Image.Image) -> Image.Image:
     """Composite transparency onto white (OCR engines read dark-on-light best)."""
     if im.mode != "RGBA":
@@ -431,6 +441,7 @@ def prepare_image(
         and crop is None
         and fmt in API_FORMATS
         and im.mode in _PASS_MODES
+        and not _has_transparency(im)
         and orientation == 1
         and len(original) <= prep.target_bytes
         and max(im.width, im.height) <= prep.max_side

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from PIL import Image, ImageDraw
 
-from mathpix_nb import AsyncMathpix, MathpixError, Mathpix
+from mathpix_nb import AsyncMathpix, Mathpix, MathpixError
 
 server_mod = pytest.importorskip("mathpix_nb.server")
 LocalServer = server_mod.LocalServer
