@@ -113,7 +113,7 @@ class Reply:
         return None
 
     def response(self) -> Response:
-        if self.media_type == "application/json":
+        if not isinstance(self.body, (bytes, str)):
             return JSONResponse(self.body, status_code=self.status, headers=self.headers)
         return Response(
             self.body, status_code=self.status, headers=self.headers, media_type=self.media_type
@@ -169,6 +169,8 @@ class ServerState:
         self.files: dict[str, tuple[bytes, str]] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
         self._http: httpx.AsyncClient | None = None
+        self.in_flight = 0  # OCR jobs holding a concurrency slot right now
+        self.peak_in_flight = 0
         self._seq = 0
 
     def set_config(self, config: ServerConfig) -> None:
@@ -213,12 +215,17 @@ class ServerState:
     ) -> dict[str, Any]:
         cfg = self.config
         async with self.concurrency.limiter(cfg.max_concurrency):
-            delay = cfg.latency_base + cfg.latency_per_kb * upload_bytes / 1024
-            if delay > 0:
-                await anyio.sleep(delay)
-            if self.engine.blocking:
-                return await anyio.to_thread.run_sync(fn, *args)
-            return fn(*args)
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            try:
+                delay = cfg.latency_base + cfg.latency_per_kb * upload_bytes / 1024
+                if delay > 0:
+                    await anyio.sleep(delay)
+                if self.engine.blocking:
+                    return await anyio.to_thread.run_sync(fn, *args)
+                return fn(*args)
+            finally:
+                self.in_flight -= 1
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -326,15 +333,37 @@ def _gateway_error(status: int) -> Reply:
     return Reply(page, status=status, media_type="text/html")
 
 
-async def _drop_connection(scope: Scope) -> bool:
-    close = scope.get("mathpix_nb.close_transport")
-    if close is None:
-        return False
-    close()
+async def _drop_connection(scope: Scope) -> None:
+    scope["mathpix_nb.close_transport"]()
     # let the protocol see connection_lost, so uvicorn sends nothing afterwards
     for _ in range(3):
         await asyncio.sleep(0)
-    return True
+
+
+def _log(state: ServerState, call: Call, reply: Reply | None, started: float, t0: float) -> None:
+    """One ``RequestRecord`` (``reply`` None = connection dropped). Never logs secrets."""
+    request = call.request
+    if call.request_id is None and reply is not None and isinstance(reply.body, dict):
+        rid = reply.body.get("request_id")
+        call.request_id = rid if isinstance(rid, str) else None
+    state.log.append(
+        RequestRecord(
+            endpoint=call.endpoint,
+            method=request.method,
+            region=call.region,
+            path=re.sub(r"token_[0-9A-Za-z]+", "token_***", request.url.path),
+            bytes_received=len(call.body),
+            auth_mode=call.auth_mode,
+            tags=call.tags,
+            status_code=None if reply is None else reply.status,
+            error_id=None if reply is None else reply.error_id,
+            request_id=call.request_id,
+            image_sha256=call.image_sha256,
+            fault=call.fault,
+            timestamp=started,
+            duration=time.monotonic() - t0,
+        )
+    )
 
 
 async def _dispatch(state: ServerState, spec: Spec, region: str, request: Request) -> Response:
@@ -345,12 +374,12 @@ async def _dispatch(state: ServerState, spec: Spec, region: str, request: Reques
         request.method.encode() + request.url.path.encode() + request.url.query.encode() + body
     ).hexdigest()
     call.fault = state.faults.decide(spec.endpoint, key)
-    dropped = False
     try:
-        if call.fault == "drop" and await _drop_connection(request.scope):
-            dropped = True
-            reply = Reply(None, status=500)
-        elif call.fault in ("drop", "http_5xx"):
+        if call.fault == "drop" and "mathpix_nb.close_transport" in request.scope:
+            _log(state, call, None, started, t0)  # before the client can see the drop
+            await _drop_connection(request.scope)
+            return Response(status_code=500)  # never sent: the connection is gone
+        if call.fault in ("drop", "http_5xx"):
             fault_status = state.faults.faults.status_5xx if state.faults.faults else 503
             reply = _gateway_error(502 if call.fault == "drop" else fault_status)
         else:
@@ -369,29 +398,8 @@ async def _dispatch(state: ServerState, spec: Spec, region: str, request: Reques
     except Exception:
         logger.exception("local server bug while handling %s %s", request.method, request.url.path)
         reply = error("sys_exception", "Internal server error", status=500)
-    if call.request_id is None and isinstance(reply.body, dict):
-        rid = reply.body.get("request_id")
-        call.request_id = rid if isinstance(rid, str) else None
-    if spec.endpoint.startswith("/_local/"):
-        return reply.response()
-    state.log.append(
-        RequestRecord(
-            endpoint=spec.endpoint,
-            method=request.method,
-            region=region,
-            path=re.sub(r"token_[0-9A-Za-z]+", "token_***", request.url.path),
-            bytes_received=len(body),
-            auth_mode=call.auth_mode,
-            tags=call.tags,
-            status_code=None if dropped else reply.status,
-            error_id=None if dropped else reply.error_id,
-            request_id=call.request_id,
-            image_sha256=call.image_sha256,
-            fault=call.fault,
-            timestamp=started,
-            duration=time.monotonic() - t0,
-        )
-    )
+    if not spec.endpoint.startswith("/_local/"):
+        _log(state, call, reply, started, t0)
     return reply.response()
 
 

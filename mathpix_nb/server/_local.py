@@ -92,8 +92,12 @@ class LocalServer:
         if self._thread is not None:
             raise RuntimeError("LocalServer is already started")
         for i, region in enumerate(self._regions):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose
+            # proto says TCP; without it every keep-alive response waits ~40 ms (Nagle +
+            # delayed ACK) because uvicorn writes headers and body separately.
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
                 sock.bind((self._host, self._port + i if self._port else 0))
             except OSError as exc:
@@ -163,7 +167,7 @@ class LocalServer:
             sock.close()
 
     def __enter__(self) -> LocalServer:
-        return self.start()
+        return self if self._thread is not None else self.start()
 
     def __exit__(
         self,
@@ -218,6 +222,17 @@ class LocalServer:
     def log(self) -> list[RequestRecord]:
         """A snapshot of the request log (oldest first)."""
         return self._state.log.snapshot()
+
+    def stats(self) -> dict[str, int]:
+        """Counters a test can check: OCR jobs in flight and their peak (the concurrency cap
+        at work), images and PDF pages counted against the monthly quotas."""
+        state = self._state
+        return {
+            "in_flight": state.in_flight,
+            "peak_in_flight": state.peak_in_flight,
+            "images": state.usage.images,
+            "pages": state.usage.pages,
+        }
 
     def clear_log(self) -> None:
         self._state.log.clear()
