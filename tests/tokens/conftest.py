@@ -1,0 +1,105 @@
+"""Fixtures for the token service: a LocalServer that mints short-lived tokens, the service
+itself under uvicorn on 127.0.0.1, and a tiny fake JupyterHub API over loopback HTTP."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+ALICE = "alice-secret-0123456789abcdef"
+BOB = "bob-secret-fedcba9876543210xyz"
+HUB_TOKENS = {
+    "hub-token-ana": {"kind": "user", "name": "ana", "groups": ["physics"]},
+    "hub-token-ben": {"kind": "user", "name": "ben", "groups": []},
+    "hub-token-svc": {"kind": "service", "name": "cull-idle"},
+}
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[Any]:
+    """A LocalServer (regions global + eu) that allows token lifetimes of one second."""
+    from mathpix_nb.server import LocalServer
+
+    with LocalServer(engine="echo", regions=("global", "eu"), token_min_expires=1) as server:
+        yield server
+
+
+@pytest.fixture
+def start_service(upstream: Any) -> Iterator[Callable[..., Any]]:
+    """``start_service(**create_app_kwargs)`` -> a running ThreadedServer (stopped afterwards)."""
+    from mathpix_nb.tokens import ThreadedServer, create_app
+
+    running: list[Any] = []
+
+    def start(**kwargs: Any) -> Any:
+        options: dict[str, Any] = {
+            "app_id": upstream.app_id,
+            "app_key": upstream.app_key,
+            "region_urls": upstream.urls,
+            "callers": {"alice": ALICE, "bob": BOB},
+        }
+        options.update(kwargs)
+        server = ThreadedServer(create_app(**options)).start()
+        running.append(server)
+        return server
+
+    yield start
+    for server in running:
+        server.stop()
+
+
+class _FakeHub(BaseHTTPRequestHandler):
+    """Answers GET /hub/api/user like JupyterHub: the token owner's model, or 403."""
+
+    seen: list[str]
+
+    def do_GET(self) -> None:
+        self.seen.append(self.headers.get("Authorization", ""))
+        scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+        model = HUB_TOKENS.get(token) if scheme == "token" else None
+        if self.path != "/hub/api/user" or model is None:
+            self._send(403, {"status": 403, "message": "Forbidden"})
+        else:
+            self._send(200, model)
+
+    def _send(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:  # keep test output quiet
+        pass
+
+
+@pytest.fixture
+def fake_hub() -> Iterator[Any]:
+    """A fake hub on 127.0.0.1; ``.api_url`` and ``.seen`` (Authorization headers received)."""
+    handler = type("Hub", (_FakeHub,), {"seen": []})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    httpd.api_url = f"http://127.0.0.1:{httpd.server_address[1]}/hub/api"  # type: ignore[attr-defined]
+    httpd.seen = handler.seen  # type: ignore[attr-defined]
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def png_bytes() -> bytes:
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (120, 40), "white")
+    ImageDraw.Draw(image).text((5, 10), "x^2 + 1", fill="black")
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
