@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="seconds between v3/ocr-results polls (default 1)")
     p.add_argument("--timeout", type=float, default=None,
                    help="deadline for the whole run in seconds (default none)")
+    p.add_argument("--unknown-grace", type=float, default=10.0,
+                   help="seconds a submission whose reply was lost may take to appear in "
+                   "v3/ocr-results before it is sent again (default 10)")
     p.add_argument("--journal", default=None,
                    help="journal file (default $MATHPIX_NB_HOME/journal.sqlite3)")
     p.add_argument("--prefix", default="ocr_", help="result column prefix (default ocr_)")
@@ -162,6 +165,7 @@ def main(argv: list[str]) -> int:
         out = ocr_frame(
             df, column, options=options, concurrency=args.concurrency,
             poll_interval=args.poll_interval, timeout=args.timeout, journal=args.journal,
+            unknown_grace=args.unknown_grace,
             prefix=args.prefix, progress=False if args.no_progress else "stderr",
             improve_mathpix=False if args.no_improve_mathpix else None,
         )
