@@ -9,6 +9,7 @@ for the flags and the kernel-readiness wait used here.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -156,6 +157,34 @@ KERNEL_READY = """() => {
 }"""
 
 
+WHOLE_IMAGE_IS = """(expected) => {
+  const node = document.querySelector('.mpx-selection');
+  return !!node && node.dataset.crop === expected;
+}"""
+
+# A file dropped on the picture, or pasted while the panel has focus, as the browser fires it.
+DROP_AND_PASTE = """([how, b64]) => {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const data = new DataTransfer();
+  data.items.add(new File([bytes], how + '.png', { type: 'image/png' }));
+  if (how === 'drop') {
+    const stage = document.querySelector('.mpx-stage');
+    stage.dispatchEvent(new DragEvent('dragover', { dataTransfer: data, bubbles: true }));
+    stage.dispatchEvent(
+      new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
+  } else {
+    const panel = document.querySelector('.mpx-panel');
+    panel.focus();
+    panel.dispatchEvent(
+      new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
+  }
+}"""
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
 @pytest.mark.timeout(300)
 def test_drag_a_box_and_ocr_in_jupyterlab(jupyterlab: tuple[str, Path], tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
@@ -230,6 +259,22 @@ def test_drag_a_box_and_ocr_in_jupyterlab(jupyterlab: tuple[str, Path], tmp_path
             page.keyboard.press("Enter")
             page.locator(".mpx-history-item").nth(1).wait_for(timeout=60_000)
             rendered.filter(has_text="echo 1800x500 sha:").wait_for(timeout=60_000)
+
+            # The other ways in: a typed path, a dropped file, a pasted image.
+            typed = tmp_path / "typed.png"
+            typed.write_bytes(make_png(300, 120))
+            page.locator(".mpx-source").fill(str(typed))
+            page.locator(".mpx-source").press("Enter")
+            page.wait_for_function(WHOLE_IMAGE_IS, arg="0,0,300,120")
+            page.evaluate(DROP_AND_PASTE, ["drop", _b64(make_png(320, 140))])
+            page.wait_for_function(WHOLE_IMAGE_IS, arg="0,0,320,140")
+            page.evaluate(DROP_AND_PASTE, ["paste", _b64(make_png(340, 160))])
+            page.wait_for_function(WHOLE_IMAGE_IS, arg="0,0,340,160")
+            # Rotated by 90°, the whole image is 160 wide and 340 high, and so is what is sent.
+            page.locator(".mpx-rotate-right").click()
+            page.wait_for_function(WHOLE_IMAGE_IS, arg="0,0,160,340")
+            page.locator(".mpx-ocr").click()
+            rendered.filter(has_text="echo 160x340 sha:").wait_for(timeout=60_000)
 
             page.screenshot(path=str(ARTIFACTS / "crop_panel_jupyterlab_history.png"))
             print(f"\nscreenshots: {shot} and {ARTIFACTS / 'crop_panel_jupyterlab_history.png'}")
