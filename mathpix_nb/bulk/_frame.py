@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -126,7 +127,8 @@ def _finish(series: pd.Series, df: pd.DataFrame | None, rows: list[RowResult],
         out = pd.concat([df.copy(), result], axis=1)
     else:
         out = result
-    out.attrs["mathpix_summary"] = summary
+    # a plain dict: attrs must stay JSON-serialisable (parquet stores them)
+    out.attrs["mathpix_summary"] = dataclasses.asdict(summary)
     log.info("%s", summary)
     return out
 
@@ -166,7 +168,8 @@ def ocr_frame(df: pd.DataFrame, column: Any, *, client: Any = None, **kwargs: An
         options: a dict of v3/text options; other keyword arguments are v3/text options too
             (``formats``, ``rm_spaces``, ``math_inline_delimiters``...).
 
-    The run's :class:`BulkSummary` is in ``result.attrs["mathpix_summary"]``.
+    The run's summary (:class:`BulkSummary` as a dict: rows, done, cached, failed, retried,
+    submitted, requests, elapsed...) is in ``result.attrs["mathpix_summary"]``.
     """
     series = _column(df, column)
     _check_prefix(df, kwargs.get("prefix", "ocr_"))
@@ -223,3 +226,38 @@ async def _run_async(series: pd.Series, df: pd.DataFrame | None, client: Any,
     if job.progress is True:
         print(summary)
     return _finish(series, df, rows, summary, job.prefix)
+
+
+def ocr_dask(ddf: Any, column: Any, *, client: Any = None, prefix: str = "ocr_",
+             **kwargs: Any) -> Any:
+    """Lazy bulk OCR over a Dask DataFrame: :func:`ocr_frame` on each partition.
+
+    Every partition writes to the same journal (SQLite, safe across threads and processes),
+    so a failed or interrupted ``compute()`` resumes where each partition stopped. Pass
+    ``client=None`` (credentials from the environment) when partitions run in other
+    processes; a client object only works with the threaded/synchronous schedulers.
+    """
+    import pandas as pd
+
+    meta = ddf._meta.copy()
+    for name in FIELDS:
+        meta[prefix + name] = pd.Series([], dtype="Float64" if name == "confidence" else object)
+    kwargs.setdefault("progress", False)
+    return ddf.map_partitions(_PartitionOCR(column, client, prefix, kwargs), meta=meta)
+
+
+class _PartitionOCR:
+    """``ocr_frame`` bound to its arguments, with a Dask token (a client cannot be hashed)."""
+
+    def __init__(self, column: Any, client: Any, prefix: str, kwargs: dict[str, Any]) -> None:
+        import uuid
+
+        self.column, self.client, self.prefix, self.kwargs = column, client, prefix, kwargs
+        self.token = f"mathpix-ocr-{uuid.uuid4().hex}"
+
+    def __dask_tokenize__(self) -> str:
+        return self.token
+
+    def __call__(self, part: pd.DataFrame) -> pd.DataFrame:
+        return ocr_frame(part, self.column, client=self.client, prefix=self.prefix,
+                         **self.kwargs)

@@ -175,6 +175,8 @@ def main(argv: list[str]) -> int:
     _write(out, args.out)
     summary = out.attrs.get("mathpix_summary")
     if summary is not None:
-        print(summary, file=sys.stderr)
+        from ._engine import BulkSummary
+
+        print(BulkSummary(**summary), file=sys.stderr)
     failed = int(out[args.prefix + "error"].notna().sum())
     return 1 if failed else 0
