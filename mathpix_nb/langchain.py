@@ -32,6 +32,7 @@ from langchain_core.documents import Document
 from langchain_core.documents.base import Blob
 
 from ._client import AsyncMathpix, Mathpix
+from ._config import resolve_settings
 from ._exceptions import (
     AuthenticationError,
     ConfigurationError,
@@ -457,12 +458,22 @@ class _Engine:
             )
         return False
 
+    def pdfs_refused(self) -> bool:
+        """True when the credentials are app-token only: Mathpix takes PDFs with keys only."""
+        for client in (self.client, self.async_client):
+            if client is not None:
+                settings = getattr(client, "settings", None)
+                return settings is not None and not settings.has_keys
+        try:
+            settings = resolve_settings(**self.client_kwargs)
+        except MathpixError:
+            return False  # the client reports missing credentials itself when it is built
+        return not settings.has_keys
+
     def preflight(self, items: Iterable[_Item]) -> None:
-        """Refuse PDFs in app-token mode before any request is sent."""
-        if not self.uses_app_token:
-            return
+        """Refuse PDFs in app-token-only mode before any request is sent."""
         pdfs = [it.source for it in items if it.kind == "pdf"]
-        if pdfs:
+        if pdfs and self.pdfs_refused():
             shown = ", ".join(repr(s) for s in pdfs[:3]) + (" ..." if len(pdfs) > 3 else "")
             raise NotAllowedError(
                 f"PDFs cannot be processed with an app token (Mathpix accepts app tokens on "
@@ -800,47 +811,43 @@ class MathpixLoader(BaseLoader):
 
         items = self._items()
         engine = self._engine
-        results: list[list[Document] | BaseException | None] = [None] * len(items)
-        done = [anyio.Event() for _ in items]
         limiter = anyio.CapacityLimiter(engine.max_concurrency)
         fatal: list[BaseException] = []  # once set, queued items are not sent
-
         sync_client = engine.client if engine.async_client is None else None
         aclient, owned = (None, False) if sync_client is not None else engine.make_async_client()
 
-        async def run(i: int) -> None:
+        async def run(item: _Item, results: list[Any], i: int) -> None:
             try:
                 async with limiter:
                     if fatal:
                         raise fatal[0]
                     if sync_client is not None:
                         results[i] = await anyio.to_thread.run_sync(
-                            engine.convert, sync_client, items[i]
+                            engine.convert, sync_client, item
                         )
                     else:
-                        results[i] = await engine.aconvert(aclient, items[i])  # type: ignore[arg-type]
+                        results[i] = await engine.aconvert(aclient, item)  # type: ignore[arg-type]
             except Exception as exc:
                 if isinstance(exc, _FATAL_ERRORS) and not fatal:
                     fatal.append(exc)
                 results[i] = exc
-            finally:
-                done[i].set()
 
+        # Work in windows of a few times the concurrency: the limiter keeps max_concurrency
+        # requests in flight, the window bounds memory, and no ``yield`` happens inside a task
+        # group (a consumer that stops early must not leave a task group open).
+        window = engine.max_concurrency * 4
         try:
-            async with anyio.create_task_group() as tg:
-                for i in range(len(items)):
-                    tg.start_soon(run, i)
-                try:
-                    for i in range(len(items)):
-                        await done[i].wait()
-                        outcome, results[i] = results[i], None
-                        if isinstance(outcome, BaseException):
-                            raise outcome
-                        for doc in outcome or ():
-                            yield doc
-                except BaseException:
-                    tg.cancel_scope.cancel()
-                    raise
+            for first in range(0, len(items), window):
+                chunk = items[first : first + window]
+                results: list[Any] = [None] * len(chunk)
+                async with anyio.create_task_group() as tg:
+                    for i, item in enumerate(chunk):
+                        tg.start_soon(run, item, results, i)
+                for outcome in results:
+                    if isinstance(outcome, BaseException):
+                        raise outcome
+                    for doc in outcome:
+                        yield doc
         finally:
             if owned and aclient is not None:
                 await aclient.aclose()

@@ -335,6 +335,30 @@ def test_pdf_with_app_token_is_refused_before_anything_is_sent(
     assert new_records(local_server, start) == []
 
 
+def test_token_url_mode_refuses_pdfs_without_a_request(make_pdf: Any) -> None:
+    pdf = make_pdf("tokurl.pdf", ["x"])
+    # Port 9 on loopback has no listener: any attempt to fetch a token would fail loudly.
+    with pytest.raises(NotAllowedError, match=r"tokurl\.pdf"):
+        MathpixLoader(pdf, token_url="http://127.0.0.1:9/token", token_auth="caller-secret")
+
+
+def test_app_token_plus_keys_sends_pdfs_with_the_keys(
+    local_server: Any, make_image: Any, make_pdf: Any, app_token: str
+) -> None:
+    img = make_image("both.png")
+    pdf = make_pdf("both.pdf", ["keys page"])
+    start = len(local_server.log)
+    docs = MathpixLoader(
+        [img, pdf], app_token=app_token, app_id=local_server.app_id,
+        app_key=local_server.app_key, base_url=local_server.url, cache=False,
+    ).load()
+    assert [d.metadata["kind"] for d in docs] == ["image", "pdf"]
+    modes = {(r.method, r.path.startswith("/v3/text")): r.auth_mode
+             for r in new_records(local_server, start)}
+    assert modes[("POST", True)] == "app_token"
+    assert modes[("POST", False)] == "keys"
+
+
 # ---------------------------------------------------------------------------- error policies
 
 
@@ -413,6 +437,22 @@ def test_bad_credentials_raise_whatever_the_policy(
     with pytest.raises(AuthenticationError) as info:
         loader.load()
     assert "wrong-key-123" not in str(info.value)
+
+
+@pytest.mark.anyio
+async def test_async_stops_sending_after_a_setup_error(
+    local_server: Any, make_image: Any
+) -> None:
+    paths = [make_image(f"stop{i}.png", size=(100 + i, 30)) for i in range(5)]
+    start = len(local_server.log)
+    loader = MathpixLoader(
+        paths, app_id="nobody", app_key="wrong-key-456", base_url=local_server.url,
+        on_error="document", max_concurrency=1, cache=False,
+    )
+    with pytest.raises(AuthenticationError):
+        [d async for d in loader.alazy_load()]
+    # One refused request is enough: the queued images are never sent.
+    assert len(new_records(local_server, start)) == 1
 
 
 # ---------------------------------------------------------------------------- cache
