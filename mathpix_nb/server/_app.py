@@ -373,7 +373,8 @@ async def _dispatch(state: ServerState, spec: Spec, region: str, request: Reques
     key = hashlib.sha256(
         request.method.encode() + request.url.path.encode() + request.url.query.encode() + body
     ).hexdigest()
-    call.fault = state.faults.decide(spec.endpoint, key)
+    uses_token = "app_token" in request.headers and "app_key" not in request.headers
+    call.fault = state.faults.decide(spec.endpoint, key, uses_token)
     try:
         if call.fault == "drop" and "mathpix_nb.close_transport" in request.scope:
             _log(state, call, None, started, t0)  # before the client can see the drop

@@ -24,7 +24,8 @@ class Faults:
         sys_exception: answer HTTP 200 with the ``sys_exception`` error envelope.
         drop: close the connection without sending any response.
         slow: wait ``slow_seconds`` before handling the request normally.
-        token_expired: treat a valid app token as expired (requests using ``app_token`` only).
+        token_expired: treat a valid app token as expired. Only requests authenticated with
+            ``app_token`` get it (in ``sequence`` it waits for the next such request).
         seed: the draws are deterministic: the n-th request with the same endpoint and the
             same body (or query) gets the same fault for the same seed, whatever the arrival
             order of other requests.

@@ -27,12 +27,16 @@ class FaultInjector:
             return False
         return f.endpoints is None or endpoint in f.endpoints
 
-    def decide(self, endpoint: str, key: str) -> str | None:
+    def decide(self, endpoint: str, key: str, uses_token: bool = False) -> str | None:
+        """The fault for this request, or None. ``token_expired`` only ever goes to requests
+        authenticated with an app token: a queued one waits for such a request."""
         f = self.faults
         if f is None or not self.applies_to(endpoint):
             return None
         with self._lock:
             if self._sequence:
+                if self._sequence[0] == "token_expired" and not uses_token:
+                    return None
                 return self._sequence.pop(0)
             seen_key = f"{endpoint}|{key}"
             n = self._seen.get(seen_key, 0)
@@ -42,5 +46,5 @@ class FaultInjector:
         for kind in FAULT_KINDS:
             edge += getattr(f, kind)
             if u < edge:
-                return kind
+                return None if kind == "token_expired" and not uses_token else kind
         return None

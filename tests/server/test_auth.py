@@ -109,3 +109,15 @@ def test_token_expired_fault(png, mode, status):
         ok = http.post("/v3/text", headers={"app_token": token}, json={"src": data_uri(png)})
         assert ok.json()["text"] == echo_text(png)
         http.close()
+
+
+def test_queued_token_expired_fault_waits_for_a_token_request(png):
+    with LocalServer(faults=Faults(sequence=("token_expired",))) as srv, \
+            httpx.Client(base_url=srv.url) as http:
+        src = {"src": data_uri(png)}
+        token = http.post("/v3/app-tokens", headers=srv.credentials()).json()["app_token"]
+        assert "text" in http.post("/v3/text", headers=srv.credentials(), json=src).json()
+        r = http.post("/v3/text", headers={"app_token": token}, json=src).json()
+        assert r["error_info"]["id"] == "unauthorized_token_request"
+        assert "text" in http.post("/v3/text", headers={"app_token": token}, json=src).json()
+        assert [rec.fault for rec in srv.log] == [None, None, "token_expired", None]
