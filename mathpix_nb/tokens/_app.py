@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass
@@ -146,7 +147,12 @@ async def _read_expires(request: Request) -> int | JSONResponse | None:
     value = data.get("expires")
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         return _error(
             400,
             "opts_value_out_of_range",
@@ -339,3 +345,8 @@ def _check_expires(expires: Any, min_expires: Any) -> None:
         )
     if min_expires > expires:
         raise ConfigurationError(f"min_expires={min_expires} is larger than expires={expires}")
+    if min_expires < MATHPIX_MIN_EXPIRES:
+        logger.warning(
+            "min_expires=%ds is under Mathpix's minimum of %ds: Mathpix itself refuses such "
+            "tokens (only the local server issues them)", min_expires, MATHPIX_MIN_EXPIRES,
+        )

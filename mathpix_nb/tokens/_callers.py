@@ -60,6 +60,12 @@ class Callers:
                     "(use hash_secret() or `mathpix-nb token-server hash`)"
                 )
 
+        if len(set(self.digests.values())) != len(self.digests):
+            raise ConfigurationError(
+                "two callers share the same secret; give every caller its own "
+                "(`mathpix-nb token-server new-caller NAME`)"
+            )
+
     def __repr__(self) -> str:
         return f"Callers(names={sorted(self.digests)!r})"
 

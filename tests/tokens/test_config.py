@@ -73,6 +73,7 @@ def test_eu_only_accepts_the_documented_eu_hosts() -> None:
         ({"hub_api_url": "hub:8081"}, "hub_api_url"),
         ({"callers": {"alice": "short"}}, "too short"),
         ({"callers": {"bad name": "x" * 20}}, "caller name"),
+        ({"callers": {"a": "x" * 20, "b": "x" * 20}}, "share the same secret"),
     ],
 )
 def test_bad_settings_are_named(kwargs, match) -> None:

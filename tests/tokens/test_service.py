@@ -40,6 +40,30 @@ def test_caller_may_ask_for_shorter_but_never_longer(start_service) -> None:
     assert 110 < lifetime(43_200) <= 121  # capped at the configured lifetime
 
 
+def test_asking_below_the_minimum_gets_the_minimum(start_service) -> None:
+    svc = start_service(expires=120, min_expires=40)
+    r = httpx.post(f"{svc.url}/token", headers={"Authorization": f"Bearer {ALICE}"},
+                   json={"expires": 5})
+    assert r.status_code == 200
+    assert 30 < r.json()["app_token_expires_at"] / 1000 - time.time() <= 41
+
+
+def test_the_app_mounts_inside_another_asgi_app(upstream) -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from mathpix_nb.tokens import ThreadedServer, create_app
+
+    tokens = create_app(app_id=upstream.app_id, app_key=upstream.app_key,
+                        region_urls=upstream.urls, callers={"alice": ALICE})
+    outer = Starlette(routes=[Mount("/mathpix", app=tokens)])
+    with ThreadedServer(outer) as server:
+        ok = httpx.post(f"{server.url}/mathpix/token", headers={"Authorization": f"Bearer {ALICE}"})
+        assert ok.status_code == 200 and ok.json()["app_token"].startswith("token_")
+        assert httpx.post(f"{server.url}/mathpix/token").status_code == 401
+        assert httpx.get(f"{server.url}/mathpix/token").status_code == 405
+
+
 @pytest.mark.parametrize(
     "headers",
     [
@@ -114,6 +138,8 @@ def test_health_is_ok_without_credentials(start_service) -> None:
         (b'{"expires": -5}', "opts_value_out_of_range"),
         (b'{"expires": "soon"}', "opts_value_out_of_range"),
         (b'{"expires": true}', "opts_value_out_of_range"),
+        (b'{"expires": Infinity}', "opts_value_out_of_range"),
+        (b'{"expires": NaN}', "opts_value_out_of_range"),
     ],
 )
 def test_bad_body_is_400_naming_expires(start_service, body, error_id) -> None:
