@@ -366,13 +366,22 @@ def _log(state: ServerState, call: Call, reply: Reply | None, started: float, t0
     )
 
 
+def _fault_key(request: Request, body: bytes) -> str:
+    """What makes two requests "the same" for seeded faults: method, path, query and body,
+    minus the random multipart boundary (so uploads of the same file match across runs)."""
+    ctype = request.headers.get("content-type", "")
+    match = re.search(r"boundary=\"?([^\";]+)", ctype)
+    if match:
+        body = body.replace(match.group(1).encode(), b"")
+    raw = f"{request.method} {request.url.path}?{request.url.query}".encode()
+    return hashlib.sha256(raw + b"\n" + body).hexdigest()
+
+
 async def _dispatch(state: ServerState, spec: Spec, region: str, request: Request) -> Response:
     started, t0 = time.time(), time.monotonic()
     body = await request.body()
     call = Call(request, region, spec.endpoint, body, state)
-    key = hashlib.sha256(
-        request.method.encode() + request.url.path.encode() + request.url.query.encode() + body
-    ).hexdigest()
+    key = _fault_key(request, body)
     uses_token = "app_token" in request.headers and "app_key" not in request.headers
     call.fault = state.faults.decide(spec.endpoint, key, uses_token)
     try:

@@ -61,10 +61,10 @@ class Faults:
         if self.slow_seconds < 0:
             raise ValueError("Faults.slow_seconds must be >= 0")
         object.__setattr__(self, "sequence", tuple(self.sequence))
-        for kind in self.sequence:
-            if kind is not None and kind not in FAULT_KINDS:
+        for entry in self.sequence:
+            if entry is not None and entry not in FAULT_KINDS:
                 raise ValueError(
-                    f"Faults.sequence has unknown fault {kind!r}; use one of {FAULT_KINDS} or None"
+                    f"Faults.sequence has unknown fault {entry!r}; use one of {FAULT_KINDS} or None"
                 )
         if self.endpoints is not None:
             object.__setattr__(self, "endpoints", tuple(self.endpoints))

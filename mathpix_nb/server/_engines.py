@@ -89,7 +89,7 @@ def _region(
 
 def _open_pdf(pdf: bytes) -> Any:
     try:
-        import pypdfium2 as pdfium
+        import pypdfium2 as pdfium  # type: ignore[import-untyped]
     except ImportError as exc:  # pragma: no cover - depends on the installed extra
         raise EngineError(
             "pdf_decode_error", "PDF support needs pypdfium2: pip install 'mathpix_nb[offline]'"
@@ -224,7 +224,7 @@ class OfflineEngine:
         array = np.asarray(rgb)[:, :, ::-1].copy()  # rapidocr expects BGR like OpenCV
         with self._lock:
             out = self._engine()(array)
-        lines = []
+        lines: list[dict[str, Any]] = []
         for text, score, box in zip(
             out.txts or (),
             out.scores or (),

@@ -129,9 +129,12 @@ def test_5xx_sys_exception_and_slow(png):
 def _fault_pattern(seed: int) -> list[str | None]:
     with LocalServer(faults=Faults(http_5xx=0.3, sys_exception=0.2, seed=seed)) as srv:
         with httpx.Client(base_url=srv.url) as http:
-            for i in range(30):
+            for i in range(20):
                 http.post("/v3/text", headers=srv.credentials(),
                           json={"src": data_uri(make_png(mark=i % 3))})
+            for i in range(20):  # multipart: a new random boundary every time
+                http.post("/v3/text", headers=srv.credentials(),
+                          files={"file": ("a.png", make_png(mark=i % 3), "image/png")})
         return [r.fault for r in srv.log]
 
 
