@@ -1105,8 +1105,8 @@ def _pdf_outputs(job: PdfJob) -> dict[str, bytes]:
     lines_json = {
         "pages": [
             {
-                "image_id": f"{job.pdf_id}-{n}",
-                "page": n,
+                "image_id": f"{job.pdf_id}-{page.get('page', n)}",
+                "page": page.get("page", n),
                 "page_width": page.get("image_width"),
                 "page_height": page.get("image_height"),
                 "lines": [
@@ -1139,6 +1139,35 @@ def _pdf_outputs(job: PdfJob) -> dict[str, bytes]:
     }
     encoded = json.dumps(lines_json).encode()
     return {"mmd": mmd, "lines.json": encoded, "lines.mmd.json": encoded}
+
+
+_RANGE = re.compile(r"^(-?\d+)(?:\s*-\s*(-?\d+))?$")
+
+
+def valid_page_ranges(spec: str) -> bool:
+    """``"2,4-6"``, ``"2 - -2"`` (2nd to next-to-last): comma-separated pages or ranges."""
+    return all(_RANGE.match(part.strip()) for part in spec.split(",")) if spec.strip() else True
+
+
+def select_pages(spec: str, count: int) -> list[int]:
+    """1-based page numbers a ``page_ranges`` value selects from ``count`` pages."""
+    if not spec.strip():
+        return list(range(1, count + 1))
+
+    def resolve(n: int) -> int:
+        return n if n > 0 else count + 1 + n
+
+    pages: list[int] = []
+    for part in spec.split(","):
+        match = _RANGE.match(part.strip())
+        if match is None:
+            continue
+        first = resolve(int(match.group(1)))
+        last = resolve(int(match.group(2))) if match.group(2) else first
+        for page in range(max(1, first), min(count, last) + 1):
+            if page not in pages:
+                pages.append(page)
+    return pages
 
 
 def _zip(name: str, data: bytes) -> bytes:
@@ -1200,13 +1229,14 @@ async def _process_pdf(
     except EngineError as exc:
         fail(exc.error_id, exc.message)
         return
+    selected = select_pages(str(options.get("page_ranges") or ""), count)
     quota = state.config.monthly_page_quota
-    if quota is not None and state.usage.pages + count > quota:
+    if quota is not None and state.usage.pages + len(selected) > quota:
         fail("http_max_requests", "Monthly page limit exceeded")
         return
-    state.usage.pages += count
-    job.num_pages, job.status, job.modified = count, "split", time.time()
-    for page in range(1, count + 1):
+    state.usage.pages += len(selected)
+    job.num_pages, job.status, job.modified = len(selected), "split", time.time()
+    for done, page in enumerate(selected, start=1):
         try:
             rec = await state.run_engine(
                 state.engine.recognize_pdf_page,
@@ -1218,8 +1248,8 @@ async def _process_pdf(
         except EngineError as exc:
             fail(exc.error_id, exc.message)
             return
-        job.pages.append(rec)
-        job.num_pages_completed, job.modified = page, time.time()
+        job.pages.append({**rec, "page": page})
+        job.num_pages_completed, job.modified = done, time.time()
         if job.store_results:
             image_id = f"{job.pdf_id}-{page}"
             body = text_body(rec, {}, image_id)
@@ -1270,6 +1300,14 @@ async def handle_pdf_new(state: ServerState, call: Call) -> Reply:
     url = options.get("url")
     if data is None and not (isinstance(url, str) and url):
         return error("pdf_missing", "Missing PDF: send a 'file' part or a 'url' field")
+    ranges = options.get("page_ranges")
+    if ranges is not None and (not isinstance(ranges, str) or not valid_page_ranges(ranges)):
+        return error(
+            "opts_value_out_of_range",
+            'page_ranges must look like "2,4-6" or "2 - -2"',
+            name="page_ranges",
+            value=ranges,
+        )
     formats = options.get("conversion_formats") or {}
     if not isinstance(formats, dict):
         return error(

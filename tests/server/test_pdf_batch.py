@@ -159,3 +159,19 @@ def test_batch(server, http, keys):
     assert other_region["error_info"]["id"] == "batch_unknown_id"
     bad = http.post("/v3/batch", headers=keys, json={"urls": {"a": "x"}, "ocr_behavior": "y"})
     assert bad.json()["error_info"]["id"] == "opts_value_out_of_range"
+
+
+def test_page_ranges(server, http, keys):
+    pdf = make_pdf(5)
+    sha = hashlib.sha256(pdf).hexdigest()[:12]
+    r = http.post("/v3/pdf", headers=keys, files={"file": ("d.pdf", pdf, "application/pdf")},
+                  data={"options_json": json.dumps({"page_ranges": "1,3 - -2"})})
+    pdf_id = r.json()["pdf_id"]
+    final = poll(http, keys, pdf_id)[-1]
+    assert final["num_pages"] == 3
+    mmd = http.get(f"/v3/pdf/{pdf_id}.mmd", headers=keys).text
+    assert mmd.split("\n\n") == [f"echo pdf page {n} sha:{sha}" for n in (1, 3, 4)]
+    lines = http.get(f"/v3/pdf/{pdf_id}.lines.json", headers=keys).json()
+    assert [p["page"] for p in lines["pages"]] == [1, 3, 4]
+    bad = http.post("/v3/pdf", headers=keys, json={"url": "x", "page_ranges": "1-x"}).json()
+    assert bad["error_info"]["id"] == "opts_value_out_of_range"
