@@ -2,24 +2,37 @@
 
 The public front door. Integrations that need optional dependencies live in submodules
 (``mathpix_nb.server``, ``mathpix_nb.pandas``, ``mathpix_nb.langchain``,
-``mathpix_nb.jupyter``, ``mathpix_nb.tokens``) and are imported only when used.
+``mathpix_nb.jupyter``, ``mathpix_nb.tokens``, ``mathpix_nb.bulk``) and are imported only
+when used, so ``import mathpix_nb`` needs nothing but httpx and Pillow.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ._client import AsyncMathpix, Mathpix
+from ._exceptions import (
+    APIError,
+    AuthenticationError,
+    ConfigurationError,
+    ImageError,
+    InvalidRequestError,
+    MathpixError,
+    NotAllowedError,
+    OcrError,
+    PdfError,
+    PollTimeoutError,
+    QuotaExceededError,
+    RateLimitError,
+    RequestTimeout,
+    ServerError,
+    TokenError,
+    TransportError,
+    error_for,
+)
+from ._images import ImagePrep, PreparedImage, prepare_image
+from ._models import AppToken, LatexResult, OcrResult, PdfResult
 from ._version import __version__
-
-# Core names are imported eagerly once the core modules exist; see docs/architecture.md.
-try:  # pragma: no cover - replaced by plain imports once the core lands
-    from ._client import AsyncMathpix, Mathpix
-    from ._exceptions import *  # noqa: F403
-    from ._exceptions import __all__ as _exc_all
-    from ._images import ImagePrep, PreparedImage, prepare_image
-    from ._models import AppToken, LatexResult, OcrResult, PdfResult
-except ImportError:  # core not written yet
-    _exc_all = []
 
 
 def __getattr__(name: str) -> Any:
@@ -39,27 +52,41 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext mathpix_nb``: remove the magics again."""
     from .jupyter._magic import unload_ipython_extension as _unload
 
     _unload(ipython)
 
 
-__all__ = sorted(
-    [
-        "AppToken",
-        "AsyncMathpix",
-        "CropPanel",
-        "ImagePrep",
-        "LatexResult",
-        "Mathpix",
-        "OcrResult",
-        "PdfResult",
-        "PreparedImage",
-        "__version__",
-        "load_ipython_extension",
-        "prepare_image",
-        "unload_ipython_extension",
-        *_exc_all,
-    ],
-    key=str.lower,
-)
+__all__ = [
+    "APIError",
+    "AppToken",
+    "AsyncMathpix",
+    "AuthenticationError",
+    "ConfigurationError",
+    "CropPanel",
+    "ImageError",
+    "ImagePrep",
+    "InvalidRequestError",
+    "LatexResult",
+    "Mathpix",
+    "MathpixError",
+    "NotAllowedError",
+    "OcrError",
+    "OcrResult",
+    "PdfError",
+    "PdfResult",
+    "PollTimeoutError",
+    "PreparedImage",
+    "QuotaExceededError",
+    "RateLimitError",
+    "RequestTimeout",
+    "ServerError",
+    "TokenError",
+    "TransportError",
+    "__version__",
+    "error_for",
+    "load_ipython_extension",
+    "prepare_image",
+    "unload_ipython_extension",
+]

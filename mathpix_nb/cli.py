@@ -12,7 +12,11 @@ from collections.abc import Sequence
 
 # subcommand -> (module, extra that provides its dependencies, one-line help)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
-    "demo": ("mathpix_nb.demo", "offline", "OCR the bundled sample images (offline engine without credentials)"),
+    "demo": (
+        "mathpix_nb.demo",
+        "offline",
+        "OCR the bundled sample images (offline engine without credentials)",
+    ),
     "ocr": ("mathpix_nb.bulk.cli", "pandas", "bulk OCR of image paths, globs or a CSV column"),
     "serve": ("mathpix_nb.server.cli", "server", "run the local Mathpix-compatible server"),
     "token-server": ("mathpix_nb.tokens.cli", "server", "run the app-token service for teams"),

@@ -15,7 +15,9 @@ _ENV_PREFIXES = ("MATHPIX_",)
 
 
 @pytest.fixture(autouse=True)
-def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+def clean_environ(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """No test sees a developer's real Mathpix credentials or config."""
     for name in list(os.environ):
         if name.startswith(_ENV_PREFIXES):
