@@ -981,7 +981,11 @@ async def handle_ocr_results(state: ServerState, call: Call) -> Reply:
     call.tags = tuple(sorted(tags))
     now = time.time()
     rows = []
-    for row in call.store.results.values():
+    candidates: Any = call.store.results.values()
+    if params.get("request_id"):  # the pollers' common case: a dict lookup, not a scan
+        found = call.store.results.get(params["request_id"])
+        candidates = [found] if found is not None else []
+    for row in candidates:
         visible = row.result is not None and now >= row.visible_at
         if not visible and not include_null:
             continue
