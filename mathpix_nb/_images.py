@@ -468,7 +468,8 @@ def prepare_image(
     draft_scale = scale
     if original is not None and not prep.lossless:
         region_bytes = len(original) * (region_w * region_h) / (upright_w * upright_h)
-        predicted = scale * min(1.0, 1.25 * math.sqrt(prep.target_bytes / max(1.0, region_bytes)))
+        # generous (x2): a camera's JPEG holds more bytes per pixel than ours; never too low
+        predicted = scale * min(1.0, 2.0 * math.sqrt(prep.target_bytes / max(1.0, region_bytes)))
         draft_scale = max(predicted, min(scale, prep.min_side / max(region_w, region_h)))
     if fmt == "JPEG" and draft_scale <= 0.5:
         requested = (math.ceil(im.width * draft_scale), math.ceil(im.height * draft_scale))
@@ -533,6 +534,7 @@ def _fit(
     )
     floor = min(long_side, prep.min_side)
     quality = prep.jpeg_quality
+    ceiling = long_side
     if not try_png and long_side > 640:
         # One cheap probe at a small size predicts the bytes per pixel, so a big photo is
         # resized and encoded about once instead of once per shrinking step.
@@ -542,6 +544,7 @@ def _fit(
         predicted = per_pixel * im.width * im.height * scale * scale
         if predicted > prep.target_bytes:
             long_side = max(floor, int(long_side * math.sqrt(prep.target_bytes / predicted)))
+    grown = False
     while True:
         current = _resized(im, long_side)
         candidates = [(_encode(current, "JPEG", quality), "JPEG")]
@@ -549,6 +552,16 @@ def _fit(
             candidates.append((_encode(current, "PNG", quality), "PNG"))
         data, fmt = min(candidates, key=lambda c: len(c[0]))
         if len(data) <= prep.target_bytes:
+            if len(data) < 0.7 * prep.target_bytes and long_side < ceiling and not grown:
+                # the probe was pessimistic: use the byte budget for legibility (one try)
+                grown = True
+                bigger = min(
+                    ceiling, int(long_side * math.sqrt(0.9 * prep.target_bytes / len(data)))
+                )
+                retry = _resized(im, bigger)
+                retry_data = _encode(retry, fmt, quality)
+                if len(retry_data) <= prep.target_bytes:
+                    return retry_data, fmt, retry
             return data, fmt, current
         if long_side > floor:
             # bytes grow roughly with pixel count: shrink by the square root of the excess
