@@ -27,9 +27,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal, get_args
 from urllib.parse import urlparse
 
-from langchain_core.document_loaders import BaseBlobParser, BaseLoader
-from langchain_core.documents import Document
-from langchain_core.documents.base import Blob
+try:
+    from langchain_core.document_loaders import BaseBlobParser, BaseLoader
+    from langchain_core.documents import Document
+    from langchain_core.documents.base import Blob
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "mathpix_nb.langchain needs langchain-core: pip install 'mathpix_nb[langchain]'"
+    ) from exc
 
 from ._client import AsyncMathpix, Mathpix
 from ._config import resolve_settings
@@ -270,8 +275,10 @@ def _expand(value: SourceInput) -> list[_Item]:
 
 
 def _normalise_sources(source: SourceInput | Iterable[SourceInput]) -> list[SourceInput]:
-    if isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview, Blob)):
+    if isinstance(source, (str, os.PathLike, bytes, Blob)):
         return [source]
+    if isinstance(source, (bytearray, memoryview)):
+        return [bytes(source)]
     if isinstance(source, Iterable):
         sources = list(source)
         if not sources:
@@ -504,6 +511,12 @@ class _Engine:
             self._journal = _open_journal(self.cache)
         return self._journal
 
+    def close_journal(self) -> None:
+        """Close a journal we opened (one the caller passed in stays open)."""
+        if self._journal is not None and not isinstance(self.cache, Journal):
+            self._journal.close()
+        self._journal = None
+
     def cache_key(self, item: _Item, client: Any, region: str) -> str | None:
         """Content hash + options + region (+ how we render), or None when not cacheable.
 
@@ -554,6 +567,7 @@ class _Engine:
             docs = self.cached(item, key)
             if docs is not None:
                 return docs
+            result: Any
             if item.kind == "pdf":
                 result = client.pdf(
                     item.payload(), outputs=self.pdf_outputs(), **self.pdf_options
@@ -576,6 +590,7 @@ class _Engine:
             docs = self.cached(item, key)
             if docs is not None:
                 return docs
+            result: Any
             if item.kind == "pdf":
                 result = await client.pdf(
                     item.payload(), outputs=self.pdf_outputs(), **self.pdf_options
@@ -798,6 +813,7 @@ class MathpixLoader(BaseLoader):
             for item in items:
                 yield from self._engine.convert(client, item)
         finally:
+            self._engine.close_journal()
             if owned:
                 client.close()
 
@@ -849,6 +865,7 @@ class MathpixLoader(BaseLoader):
                     for doc in outcome:
                         yield doc
         finally:
+            engine.close_journal()
             if owned and aclient is not None:
                 await aclient.aclose()
 
@@ -938,6 +955,7 @@ class MathpixBlobParser(BaseBlobParser):
         if self._client is not None and self._engine.client is None:
             self._client.close()
         self._client = None
+        self._engine.close_journal()
 
     def lazy_parse(self, blob: Blob) -> Iterator[Document]:
         """Yield the Documents of one blob (one per file, or per PDF page in page mode)."""
