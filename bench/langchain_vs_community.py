@@ -89,7 +89,8 @@ def main() -> int:
 
         os.environ["MATHPIX_API_ID"] = server.app_id
         os.environ["MATHPIX_API_KEY"] = server.app_key
-        creds = {"app_id": server.app_id, "app_key": server.app_key, "base_url": server.url}
+        creds = {"app_id": server.app_id, "app_key": server.app_key,
+                 "region_urls": {"global": server.url}}
 
         results = [
             run("community MathpixPDFLoader (md)",
