@@ -68,8 +68,9 @@ class MathpixMagics(Magics):
         self._in_cell = False
 
     def _named_client(self, name: str) -> Any:
+        namespace: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
         try:
-            client = eval(name, self.shell.user_ns)  # the user's own namespace
+            client = eval(name, namespace)  # the user's own namespace
         except Exception:
             raise ValueError(
                 f"--client {name!r}: no such variable in the notebook; create it first, "

@@ -312,6 +312,9 @@ class CropPanel(anywidget.AnyWidget):
             self._show(int(content.get("index", -1)))
 
     def _run_ocr(self) -> Any:
+        # Always pass through "busy": the page re-enables its OCR button on the next status
+        # change, even when the same error comes back twice.
+        self.status = "busy"
         if self._image is None:
             self._fail(ValueError("Load an image first (upload, drop, paste, or a path/URL)."))
             return None
@@ -319,7 +322,6 @@ class CropPanel(anywidget.AnyWidget):
             self.status = "error"
             return None
         self.error = ""
-        self.status = "busy"
         try:
             box = self._crop_box()
             client = self._pool.get(self.region)
@@ -332,8 +334,9 @@ class CropPanel(anywidget.AnyWidget):
             self._fail(exc)
             return None
         self._results.append(result)
-        entry = {
-            "index": len(self._results) - 1,
+        index = len(self._results) - 1
+        entry: dict[str, Any] = {
+            "index": index,
             "name": self._image.name,
             "crop": list(box) if box else [],
             "rotation": self.rotation,
@@ -343,7 +346,7 @@ class CropPanel(anywidget.AnyWidget):
         }
         with self.hold_sync():
             self.history = [*self.history, entry]
-            self._show(entry["index"])
+            self._show(index)
             self.status = "done"
         return result
 

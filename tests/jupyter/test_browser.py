@@ -263,8 +263,15 @@ def test_drag_a_box_and_ocr_in_jupyterlab(jupyterlab: tuple[str, Path], tmp_path
             # The other ways in: a typed path, a dropped file, a pasted image.
             typed = tmp_path / "typed.png"
             typed.write_bytes(make_png(300, 120))
-            page.locator(".mpx-source").fill(str(typed))
+            cells = page.locator(".jp-Notebook .jp-Cell").count()
+            # Keys pressed in the panel are the panel's: notebook shortcuts ("a" inserts a
+            # cell, "b" too) must not fire.
+            panel.focus()
+            page.keyboard.press("a")
+            page.keyboard.press("b")
+            page.locator(".mpx-source").press_sequentially(str(typed))
             page.locator(".mpx-source").press("Enter")
+            assert page.locator(".jp-Notebook .jp-Cell").count() == cells
             page.wait_for_function(WHOLE_IMAGE_IS, arg="0,0,300,120")
             page.evaluate(DROP_AND_PASTE, ["drop", _b64(make_png(320, 140))])
             page.wait_for_function(WHOLE_IMAGE_IS, arg="0,0,320,140")

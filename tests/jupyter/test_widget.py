@@ -256,3 +256,14 @@ def test_lazy_export_from_the_package() -> None:
     import mathpix_nb
 
     assert mathpix_nb.CropPanel is CropPanel
+
+
+def test_every_ocr_request_passes_through_busy(panel: CropPanel, browser: Browser) -> None:
+    """The page disables OCR on click and re-enables it on the next status change."""
+    seen: list[str] = []
+    panel.observe(lambda change: seen.append(change["new"]), names="status")
+    browser.send({"type": "ocr"})
+    browser.send({"type": "ocr"})  # the same error again must still be a change
+    panel.load(make_png())
+    browser.send({"type": "ocr"})
+    assert seen == ["busy", "error", "busy", "error", "loading", "idle", "busy", "done"]

@@ -55,6 +55,9 @@ function render({ model, el: host }) {
   const root = el("div", "mpx-panel");
   root.tabIndex = 0;
   root.setAttribute("aria-label", "Mathpix crop panel");
+  // Keys typed in the panel are ours: JupyterLab must not read "a", "b", "dd" or Enter as
+  // notebook commands (Lumino skips key bindings under this attribute).
+  root.setAttribute("data-lm-suppress-shortcuts", "true");
 
   const note = el("div", "mpx-note");
 
