@@ -921,7 +921,9 @@ def _parse_int(name: str, value: str | None, default: int, maximum: int) -> int 
 
 def _parse_date(name: str, value: str) -> float | Reply:
     try:
-        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace(" ", "T"))
+        # an unencoded "+01:00" offset arrives as " 01:00" after query-string decoding
+        text = re.sub(r" (\d{2}:?\d{2})$", r"+\1", value.strip()).replace("Z", "+00:00")
+        dt = datetime.fromisoformat(text)
     except ValueError:
         return error(
             "opts_value_out_of_range",
@@ -1386,6 +1388,10 @@ async def handle_pdf_get(state: ServerState, call: Call) -> Reply:
         return Reply(job.outputs[ext], media_type=media or "application/octet-stream")
     if job.status == "error":
         return Reply(job.status_body(), status=404)
+    conversion = job.conversion_status.get(ext)
+    if conversion is not None and conversion["status"] == "error":
+        info = conversion["error_info"]
+        return Reply(envelope(info["id"], info["message"]), status=404)
     if ext not in ("mmd", "lines.json", "lines.mmd.json") and ext not in job.conversion_formats:
         return error("file_missing", f"{ext} was not requested in conversion_formats", status=404)
     status = state.config.pdf_not_ready_status

@@ -76,6 +76,8 @@ def test_pdf_upload_progression_and_downloads():
         assert conv["conversion_status"]["docx"]["status"] == "error"
         assert http.get(f"/v3/pdf/{pdf_id}.md", headers=keys).text == mmd.text
         assert http.get(f"/v3/pdf/{pdf_id}.html", headers=keys).status_code == 404
+        docx = http.get(f"/v3/pdf/{pdf_id}.docx", headers=keys)
+        assert docx.status_code == 404 and docx.json()["error_info"]["id"] == "conversion_error"
         # per-page results are queryable by pdf_id
         pages = http.get("/v3/ocr-results", headers=keys, params={"pdf_id": pdf_id}).json()
         assert sorted(i["image_id"] for i in pages["ocr_results"]) == [

@@ -98,6 +98,9 @@ def test_dates_text_and_boolean_filters(server, http, keys):
     later = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now + 60)) + "Z"
     assert results(http, server.app_key, {"from_date": iso, "to_date": later})[0]["image_id"] == rid
     assert results(http, server.app_key, {"from_date": later}) == []
+    offset = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now + 3600 - 60)) + "+01:00"
+    raw = http.get(f"/v3/ocr-results?from_date={offset}", headers={"app_key": server.app_key})
+    assert raw.json()["ocr_results"][0]["image_id"] == rid  # "+" decoded as a space
     assert results(http, server.app_key, {"to_date": iso}) == []
     sha = echo_text(make_png(mark=4)).split("sha:")[1]
     assert results(http, server.app_key, {"text": sha})[0]["image_id"] == rid
