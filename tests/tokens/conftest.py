@@ -21,6 +21,15 @@ HUB_TOKENS = {
 }
 
 
+@pytest.fixture(scope="session")
+def http() -> Iterator[Any]:
+    """One httpx client for the whole session (making a client costs ~0.1 s of TLS setup)."""
+    import httpx
+
+    with httpx.Client(timeout=20) as client:
+        yield client
+
+
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[Any]:
     """A LocalServer (regions global + eu) that allows token lifetimes of one second."""
@@ -54,6 +63,22 @@ def start_service(upstream: Any) -> Iterator[Callable[..., Any]]:
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def shared_service(upstream: Any) -> Iterator[Any]:
+    """One service for tests that only read (refusals, bad bodies): fewer server starts."""
+    from mathpix_nb.tokens import ThreadedServer, create_app
+
+    app = create_app(
+        app_id=upstream.app_id,
+        app_key=upstream.app_key,
+        region_urls=upstream.urls,
+        callers={"alice": ALICE, "bob": BOB},
+        rate_limit_per_minute=1000,
+    )
+    with ThreadedServer(app) as server:
+        yield server
+
+
 class _FakeHub(BaseHTTPRequestHandler):
     """Answers GET /hub/api/user like JupyterHub: the token owner's model, or 403."""
 
@@ -85,7 +110,7 @@ def fake_hub() -> Iterator[Any]:
     """A fake hub on 127.0.0.1; ``.api_url`` and ``.seen`` (Authorization headers received)."""
     handler = type("Hub", (_FakeHub,), {"seen": []})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     httpd.api_url = f"http://127.0.0.1:{httpd.server_address[1]}/hub/api"  # type: ignore[attr-defined]
     httpd.seen = handler.seen  # type: ignore[attr-defined]

@@ -19,7 +19,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_token_server_command_serves_tokens(upstream, tmp_path) -> None:
+def test_token_server_command_serves_tokens(http, upstream, tmp_path) -> None:
     secret = "carol-secret-0123456789abcdef"
     callers = tmp_path / "callers"
     callers.write_text(f"carol {hash_secret(secret)}\n")
@@ -37,16 +37,16 @@ def test_token_server_command_serves_tokens(upstream, tmp_path) -> None:
         deadline = time.monotonic() + 20
         while True:
             try:
-                if httpx.get(f"{url}/health").status_code == 200:
+                if http.get(f"{url}/health").status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             assert proc.poll() is None, "the token server exited early"
             assert time.monotonic() < deadline, "the token server did not come up"
             time.sleep(0.1)
-        ok = httpx.post(f"{url}/token", headers={"Authorization": f"Bearer {secret}"})
+        ok = http.post(f"{url}/token", headers={"Authorization": f"Bearer {secret}"})
         assert ok.status_code == 200 and ok.json()["app_token"].startswith("token_")
-        assert httpx.post(f"{url}/token").status_code == 401
+        assert http.post(f"{url}/token").status_code == 401
     finally:
         proc.terminate()
         output, _ = proc.communicate(timeout=10)

@@ -6,7 +6,6 @@ import logging
 import time
 from typing import Any
 
-import httpx
 import pytest
 
 from mathpix_nb import Mathpix
@@ -47,15 +46,15 @@ def test_client_ocrs_for_longer_than_one_token_lifetime(
     assert expiries[0] < finished_ms  # the run outlived the first token
 
 
-def test_issued_token_really_expires_upstream(start_service, upstream, png_bytes):
+def test_issued_token_really_expires_upstream(http, start_service, upstream, png_bytes):
     svc = start_service(expires=1, min_expires=1)
-    token = httpx.post(f"{svc.url}/token", headers={"Authorization": f"Bearer {ALICE}"}).json()
+    token = http.post(f"{svc.url}/token", headers={"Authorization": f"Bearer {ALICE}"}).json()
     headers = {"app_token": token["app_token"]}
     files = {"file": ("x.png", png_bytes, "image/png")}
-    ok = httpx.post(f"{upstream.url}/v3/text", headers=headers, files=files)
+    ok = http.post(f"{upstream.url}/v3/text", headers=headers, files=files)
     assert ok.status_code == 200 and "error" not in ok.json()
     time.sleep(max(0.0, token["app_token_expires_at"] / 1000 - time.time()) + 0.3)
-    late = httpx.post(f"{upstream.url}/v3/text", headers=headers, files=files)
+    late = http.post(f"{upstream.url}/v3/text", headers=headers, files=files)
     assert late.json().get("error_info", {}).get("id") in {
         "unauthorized_token_request", "http_unauthorized"}
 
@@ -97,11 +96,11 @@ def test_wrong_caller_secret_is_an_authentication_error_for_the_client(
     ids=["pdf-url", "pdf-upload", "ocr-results"],
 )
 def test_issued_token_cannot_reach_pdf_or_history(
-    start_service, upstream, method, path, kwargs, success_key
+    http, start_service, upstream, method, path, kwargs, success_key
 ):
     svc = start_service()
-    token = httpx.post(f"{svc.url}/token", headers={"Authorization": f"Bearer {ALICE}"}).json()
-    refused = httpx.request(
+    token = http.post(f"{svc.url}/token", headers={"Authorization": f"Bearer {ALICE}"}).json()
+    refused = http.request(
         method, f"{upstream.url}{path}", headers={"app_token": token["app_token"]}, **kwargs
     )
     assert refused.status_code == 401, refused.text
@@ -109,7 +108,7 @@ def test_issued_token_cannot_reach_pdf_or_history(
     assert success_key not in refused.json()
     # the same request with the key (which only the service holds) is served
     keys = {"app_id": upstream.app_id, "app_key": upstream.app_key}
-    served = httpx.request(method, f"{upstream.url}{path}", headers=keys, **kwargs)
+    served = http.request(method, f"{upstream.url}{path}", headers=keys, **kwargs)
     assert served.status_code == 200 and success_key in served.json(), served.text
 
 

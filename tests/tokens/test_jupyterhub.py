@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import logging
 
-import httpx
 import pytest
 
 from .conftest import ALICE
 
 
-def test_hub_user_gets_a_token_and_is_logged_by_name(start_service, fake_hub, caplog) -> None:
+def test_hub_user_gets_a_token_and_is_logged_by_name(http, start_service, fake_hub, caplog) -> None:
     caplog.set_level(logging.INFO, logger="mathpix_nb.tokens")
     svc = start_service(callers=None, hub_api_url=fake_hub.api_url)
     for scheme in ("token", "Bearer"):
-        r = httpx.post(f"{svc.url}/token", headers={"Authorization": f"{scheme} hub-token-ana"})
+        r = http.post(f"{svc.url}/token", headers={"Authorization": f"{scheme} hub-token-ana"})
         assert r.status_code == 200, r.text
         assert r.json()["app_token"].startswith("token_")
     assert fake_hub.seen[0] == "token hub-token-ana"  # the hub's own scheme
@@ -23,46 +22,48 @@ def test_hub_user_gets_a_token_and_is_logged_by_name(start_service, fake_hub, ca
     assert not any("hub-token-ana" in m for m in caplog.messages)
 
 
-def test_hub_answers_are_cached_briefly(start_service, fake_hub) -> None:
+def test_hub_answers_are_cached_briefly(http, start_service, fake_hub) -> None:
     svc = start_service(callers=None, hub_api_url=fake_hub.api_url)
     for _ in range(3):
-        r = httpx.post(f"{svc.url}/token", headers={"Authorization": "token hub-token-ben"})
+        r = http.post(f"{svc.url}/token", headers={"Authorization": "token hub-token-ben"})
         assert r.status_code == 200
     assert len(fake_hub.seen) == 1
 
 
 @pytest.mark.parametrize("token", ["hub-token-nobody", "hub-token-svc"], ids=["unknown", "service"])
-def test_hub_refusal_or_service_token_is_401(start_service, fake_hub, upstream, token) -> None:
+def test_hub_refusal_or_service_token_is_401(
+    http, start_service, fake_hub, upstream, token
+) -> None:
     svc = start_service(callers=None, hub_api_url=fake_hub.api_url)
     upstream.clear_log()
-    r = httpx.post(f"{svc.url}/token", headers={"Authorization": f"token {token}"})
+    r = http.post(f"{svc.url}/token", headers={"Authorization": f"token {token}"})
     assert r.status_code == 401
     assert "token_" not in r.text
     assert not [rec for rec in upstream.log if "app-tokens" in rec.endpoint]
 
 
-def test_hub_group_allow_list(start_service, fake_hub) -> None:
+def test_hub_group_allow_list(http, start_service, fake_hub) -> None:
     svc = start_service(callers=None, hub_api_url=fake_hub.api_url, hub_allowed_groups=["physics"])
-    ana = httpx.post(f"{svc.url}/token", headers={"Authorization": "token hub-token-ana"})
-    ben = httpx.post(f"{svc.url}/token", headers={"Authorization": "token hub-token-ben"})
+    ana = http.post(f"{svc.url}/token", headers={"Authorization": "token hub-token-ana"})
+    ben = http.post(f"{svc.url}/token", headers={"Authorization": "token hub-token-ben"})
     assert (ana.status_code, ben.status_code) == (200, 401)
 
 
-def test_bearer_callers_and_hub_users_side_by_side(start_service, fake_hub) -> None:
+def test_bearer_callers_and_hub_users_side_by_side(http, start_service, fake_hub) -> None:
     svc = start_service(hub_api_url=fake_hub.api_url)
-    r = httpx.post(f"{svc.url}/token", headers={"Authorization": f"Bearer {ALICE}"})
+    r = http.post(f"{svc.url}/token", headers={"Authorization": f"Bearer {ALICE}"})
     assert r.status_code == 200
     assert fake_hub.seen == []  # a known bearer secret never goes to the hub
-    r = httpx.post(f"{svc.url}/token", headers={"Authorization": "token hub-token-ana"})
+    r = http.post(f"{svc.url}/token", headers={"Authorization": "token hub-token-ana"})
     assert r.status_code == 200
 
 
-def test_hub_down_is_503_not_a_token(start_service, fake_hub) -> None:
+def test_hub_down_is_503_not_a_token(http, start_service, fake_hub) -> None:
     api_url = fake_hub.api_url
     fake_hub.shutdown()
     fake_hub.server_close()
     svc = start_service(callers=None, hub_api_url=api_url)
-    r = httpx.post(f"{svc.url}/token", headers={"Authorization": "token hub-token-ana"})
+    r = http.post(f"{svc.url}/token", headers={"Authorization": "token hub-token-ana"})
     assert r.status_code == 503
     assert "JupyterHub" in r.json()["error"]
     assert "retry-after" in r.headers
