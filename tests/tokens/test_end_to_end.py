@@ -132,3 +132,31 @@ def test_client_recovers_from_an_early_expiry_through_the_service(
         upstream.configure(faults=None)
     assert all("120x40" in r.text for r in results)
     assert service.issued == 2  # the first token, and one replacement after the expiry
+
+
+def test_rate_limited_caller_sees_a_rate_limit_error_with_retry_after(
+    start_service, upstream, png_bytes
+):
+    from mathpix_nb import RateLimitError
+
+    svc = start_service(rate_limit_per_minute=1)
+    options = {"token_url": f"{svc.url}/token", "token_auth": ALICE,
+               "region_urls": upstream.urls, "max_retries": 0}
+    with Mathpix(**options) as first:
+        assert first.text(png_bytes).text
+    with Mathpix(**options) as second, pytest.raises(RateLimitError) as info:
+        second.text(png_bytes)  # a new client must fetch its own token: over the limit
+    assert info.value.status_code == 429
+    assert info.value.retry_after is not None and info.value.retry_after >= 1
+
+
+def test_notebook_on_jupyterhub_uses_its_hub_token(start_service, upstream, fake_hub, png_bytes):
+    svc = start_service(callers=None, hub_api_url=fake_hub.api_url,
+                        prefix="/services/mathpix-tokens")
+    with Mathpix(
+        token_url=f"{svc.url}/services/mathpix-tokens/token",
+        token_auth="hub-token-ana",  # what JUPYTERHUB_API_TOKEN holds in ana's server
+        region_urls=upstream.urls,
+    ) as client:
+        assert "120x40" in client.text(png_bytes).text
+    assert fake_hub.seen == ["token hub-token-ana"]
