@@ -91,6 +91,7 @@ class LocalServer:
         """Bind the ports and serve in a daemon thread; returns once requests are accepted."""
         if self._thread is not None:
             raise RuntimeError("LocalServer is already started")
+        self._servers, self._error = [], None
         for i, region in enumerate(self._regions):
             # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose
             # proto says TCP; without it every keep-alive response waits ~40 ms (Nagle +
@@ -165,6 +166,7 @@ class LocalServer:
     def _close_sockets(self) -> None:
         for sock in self._sockets.values():
             sock.close()
+        self._sockets = {}
 
     def __enter__(self) -> LocalServer:
         return self if self._thread is not None else self.start()

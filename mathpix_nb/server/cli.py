@@ -57,7 +57,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--fault-5xx", type=float, default=0.0, help="rate of injected 5xx answers")
     p.add_argument("--fault-drop", type=float, default=0.0, help="rate of dropped connections")
+    p.add_argument(
+        "--fault-sys-exception",
+        type=float,
+        default=0.0,
+        help="rate of HTTP 200 sys_exception answers",
+    )
+    p.add_argument("--fault-slow", type=float, default=0.0, help="rate of slow answers")
+    p.add_argument("--slow-seconds", type=float, default=2.0, help="delay of a slow answer")
     p.add_argument("--fault-seed", type=int, default=0, help="seed of the fault draws")
+    p.add_argument(
+        "--retry-after",
+        action="store_true",
+        help="send Retry-After with 429 answers (Mathpix does not document it)",
+    )
+    p.add_argument(
+        "--token-min-expires",
+        type=float,
+        default=30,
+        help="shortest app-token lifetime accepted, in seconds (default 30)",
+    )
     return p
 
 
@@ -66,10 +85,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     from ._local import LocalServer
 
-    faults = None
-    if args.fault_5xx or args.fault_drop:
-        faults = Faults(http_5xx=args.fault_5xx, drop=args.fault_drop, seed=args.fault_seed)
     try:
+        faults = None
+        if args.fault_5xx or args.fault_drop or args.fault_sys_exception or args.fault_slow:
+            faults = Faults(
+                http_5xx=args.fault_5xx,
+                drop=args.fault_drop,
+                sys_exception=args.fault_sys_exception,
+                slow=args.fault_slow,
+                slow_seconds=args.slow_seconds,
+                seed=args.fault_seed,
+            )
         server = LocalServer(
             engine=args.engine,
             regions=tuple(args.regions or ("global",)),
@@ -85,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             async_delay=args.async_delay,
             expired_token_mode=args.expired_token_mode,
             faults=faults,
+            retry_after_header=args.retry_after,
+            token_min_expires=args.token_min_expires,
         )
         server.start()
     except (OSError, ValueError, TypeError, RuntimeError) as exc:

@@ -110,3 +110,20 @@ def test_serve_command_rejects_a_busy_port():
         from mathpix_nb.server.cli import main
 
         assert main(["--port", port]) == 2
+
+
+def test_serve_command_reports_bad_options(capsys):
+    from mathpix_nb.server.cli import main
+
+    assert main(["--port", "0", "--fault-5xx", "2"]) == 2
+    assert "http_5xx" in capsys.readouterr().err
+
+
+def test_server_restarts_after_stop():
+    srv = LocalServer()
+    for _ in range(2):
+        with srv:
+            assert httpx.get(srv.url + "/_local/health").json()["engine"] == "echo"
+    assert "stopped" in repr(srv)
+    with pytest.raises(RuntimeError, match="not started"):
+        srv.url  # noqa: B018
