@@ -200,7 +200,12 @@ def test_drag_a_box_and_ocr_in_jupyterlab(jupyterlab: tuple[str, Path], tmp_path
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000}, device_scale_factor=2)
+            context = browser.new_context(
+                viewport={"width": 1280, "height": 1000},
+                device_scale_factor=2,
+                permissions=["clipboard-read", "clipboard-write"],
+            )
+            page = context.new_page()
             page.set_default_timeout(60_000)
             page.goto(f"{base}/lab/tree/panel.ipynb?token={TOKEN}")
             page.wait_for_function("() => !!window.jupyterapp", timeout=90_000)
@@ -248,6 +253,14 @@ def test_drag_a_box_and_ocr_in_jupyterlab(jupyterlab: tuple[str, Path], tmp_path
             assert "\\frac" not in rendered.inner_text()
             assert page.locator(".mpx-error").is_hidden()
             assert page.locator(".mpx-history-item").count() == 1
+            # The copy button puts the raw Mathpix Markdown on the clipboard.
+            copy = page.locator(".mpx-raw[data-format=text] .mpx-copy")
+            copy.click()
+            page.wait_for_function(
+                "() => document.querySelector('.mpx-raw[data-format=text] .mpx-copy')"
+                ".textContent === 'Copied'"
+            )
+            assert page.evaluate("() => navigator.clipboard.readText()") == raw
             page.screenshot(path=str(shot), full_page=True)
 
             # Enter in the panel OCRs too (a second snip of the whole image after a click).
