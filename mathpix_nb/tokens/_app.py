@@ -176,10 +176,13 @@ async def _issue(request: Request) -> Response:
             _client_host(request),
             "wrong" if has_header else "no",
         )
+        how = "Authorization: Bearer <your token-service secret>"
+        if service.hub is not None:
+            how += " or Authorization: token <your JupyterHub API token (JUPYTERHUB_API_TOKEN)>"
         return _error(
             401,
             "http_unauthorized",
-            "Invalid credentials: send Authorization: Bearer <your token-service secret>",
+            f"Invalid credentials: send {how}",
             **{"WWW-Authenticate": 'Bearer realm="mathpix-token-service"'},
         )
     wait = service.limiter.acquire(caller.name)

@@ -38,6 +38,7 @@ def test_hub_refusal_or_service_token_is_401(
     upstream.clear_log()
     r = http.post(f"{svc.url}/token", headers={"Authorization": f"token {token}"})
     assert r.status_code == 401
+    assert "JUPYTERHUB_API_TOKEN" in r.json()["error"]  # tells the caller what to send
     assert "token_" not in r.text
     assert not [rec for rec in upstream.log if "app-tokens" in rec.endpoint]
 
