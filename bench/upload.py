@@ -22,6 +22,7 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,7 +163,7 @@ def base64_json_size(data: bytes, content_type: str) -> int:
     return len(json.dumps({"src": uri}).encode())
 
 
-def best_of(n: int, fn) -> tuple[float, object]:  # noqa: ANN001
+def best_of(n: int, fn: Callable[[], object]) -> tuple[float, object]:
     best, value = float("inf"), None
     for _ in range(n):
         started = time.perf_counter()

@@ -294,13 +294,20 @@ def _normalize_mode(im: Image.Image) -> Image.Image:
     return im.convert("RGBA" if "A" in mode else "RGB")
 
 
+def _extrema(band: Image.Image) -> tuple[float, float]:
+    """(min, max) of a single-band image."""
+    low, high = band.getextrema()  # type: ignore[misc]
+    return float(low), float(high)  # type: ignore[arg-type]
+
+
 def _has_transparency(im: Image.Image) -> bool:
     """True when some pixel is see-through: the API (OpenCV) would drop alpha and show
     whatever colour hides under it, often black, so such images are flattened onto white."""
     if "transparency" in im.info:
         return True
     if im.mode in ("RGBA", "LA", "PA"):
-        return bool(im.getchannel("A").getextrema()[0] < 255)
+        low, _ = _extrema(im.getchannel("A"))
+        return low < 255
     return False
 
 
@@ -308,7 +315,7 @@ def _flatten_alpha(im: Image.Image) -> Image.Image:
     """Composite transparency onto white (OCR engines read dark-on-light best)."""
     if im.mode != "RGBA":
         return im
-    if im.getextrema()[3][0] == 255:  # fully opaque
+    if _extrema(im.getchannel("A"))[0] == 255:  # fully opaque
         return im.convert("RGB")
     background = Image.new("RGB", im.size, (255, 255, 255))
     background.paste(im, mask=im.getchannel("A"))
@@ -322,7 +329,7 @@ def _is_gray(im: Image.Image) -> bool:
     r, g, b = small.split()
     from PIL import ImageChops
 
-    diff = ImageChops.difference(r, g).getextrema()[1] + ImageChops.difference(g, b).getextrema()[1]
+    diff = _extrema(ImageChops.difference(r, g))[1] + _extrema(ImageChops.difference(g, b))[1]
     return diff <= 12
 
 

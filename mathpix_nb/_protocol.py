@@ -534,7 +534,8 @@ class ClientCore:
         for ext in outputs:
             while True:
                 conv = (status.get("conversion_status") or {}).get(ext)
-                conv_state = conv.get("status") if isinstance(conv, dict) else None
+                conv = conv if isinstance(conv, dict) else {}
+                conv_state = conv.get("status")
                 if conv_state == "error":
                     raise self._pdf_error(pdf_id, conv, ext=ext)
                 if conv_state not in (None, "completed"):
@@ -557,7 +558,8 @@ class ClientCore:
         )
 
     def _pdf_error(self, pdf_id: str, body: Mapping[str, Any], ext: str | None = None) -> PdfError:
-        info = body.get("error_info") if isinstance(body.get("error_info"), dict) else {}
+        found = body.get("error_info")
+        info: dict[str, Any] = found if isinstance(found, dict) else {}
         error_id = str(info.get("id") or ("conversion_error" if ext else "pdf_error"))
         text = str(info.get("message") or body.get("error") or "processing failed")
         what = f"conversion to .{ext} of PDF {pdf_id}" if ext else f"PDF {pdf_id}"

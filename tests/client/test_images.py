@@ -213,7 +213,7 @@ def test_unreadable_inputs_say_what_to_do(data: bytes, fix: str) -> None:
 
 
 def test_missing_file_and_directory_name_the_path(tmp_path: Path) -> None:
-    with pytest.raises(ImageError, match="missing.png"):
+    with pytest.raises(ImageError, match=r"missing\.png"):
         prepare_image(tmp_path / "missing.png")
     with pytest.raises(ImageError, match="directory"):
         prepare_image(tmp_path)

@@ -134,7 +134,7 @@ async def test_blank_image_raises_ocr_error_naming_the_input(make, srv, tmp_path
 
 
 async def test_missing_file_fails_before_sending(make, srv):
-    with pytest.raises(ImageError, match="nope.png"):
+    with pytest.raises(ImageError, match=r"nope\.png"):
         await make(**keys(srv)).text("nope.png")
     assert srv.log == []
 

@@ -154,7 +154,7 @@ def test_region_resolution(monkeypatch, kwargs, env, region, url) -> None:
 
 
 def test_unknown_region_lists_the_choices() -> None:
-    with pytest.raises(ConfigurationError, match="'global'.*'eu'"):
+    with pytest.raises(ConfigurationError, match=r"'global'.*'eu'"):
         Mathpix("id", "key", region="mars")
 
 
