@@ -100,6 +100,10 @@ def jupyterlab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     settings = home / "config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
+    # Save widget state into the notebook, so the test can check what a saved file keeps.
+    widgets = settings.parent.parent / "@jupyter-widgets" / "jupyterlab-manager"
+    widgets.mkdir(parents=True)
+    (widgets / "plugin.jupyterlab-settings").write_text(json.dumps({"saveState": True}))
     env = {
         **os.environ,
         "JUPYTER_CONFIG_DIR": str(home / "config"),
@@ -297,6 +301,20 @@ def test_drag_a_box_and_ocr_in_jupyterlab(jupyterlab: tuple[str, Path], tmp_path
             rendered.filter(has_text="echo 160x340 sha:").wait_for(timeout=60_000)
 
             page.screenshot(path=str(ARTIFACTS / "crop_panel_jupyterlab_history.png"))
+
+            # Saved by JupyterLab with widget state on: results kept, no image bytes.
+            page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+            saved = json.loads((root / "panel.ipynb").read_text())
+            states = saved["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]
+            panel_states = [
+                s["state"]
+                for s in states["state"].values()
+                if s["state"].get("_model_name") == "AnyModel"
+            ]
+            assert panel_states and "echo 160x340" in panel_states[0]["result_html"]
+            text = json.dumps(saved)
+            assert "data:image" not in text and "iVBORw0KGgo" not in text
+            assert _b64(image.read_bytes())[:40] not in text
             print(f"\nscreenshots: {shot} and {ARTIFACTS / 'crop_panel_jupyterlab_history.png'}")
         finally:
             browser.close()
