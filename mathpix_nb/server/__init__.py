@@ -15,7 +15,9 @@ Endpoints (Mathpix v3, see ``../shared/mathpix-api.md``): ``POST /v3/text`` and
 URI), ``GET /v3/ocr-results``, ``POST/GET/DELETE /v3/app-tokens``, ``POST /v3/pdf``,
 ``GET/DELETE /v3/pdf/{id}``, ``GET /v3/pdf/{id}.{mmd,md,lines.json,...}``,
 ``GET /v3/converter/{id}``, ``GET /v3/pdf-results``, ``POST /v3/batch``,
-``GET /v3/batch/{id}``. Local extras (no auth): ``GET /_local/health`` and
+``GET /v3/batch/{id}``, ``POST /v3/strokes`` (strokes are drawn into an image for the
+engine), ``GET /v3/ocr-usage`` (counts per usage type: image, image-async, pdf-page, strokes;
+account-wide). Local extras (no auth): ``GET /_local/health`` and
 ``GET /_local/files/{name}`` (files published with ``server.host_file(...)``).
 
 Behaviour models (``LocalServer(...)`` keywords, changeable with ``server.configure``):

@@ -792,7 +792,9 @@ def _store_result(
 # --------------------------------------------------------------------------- image endpoints
 
 
-def _quota_reply(state: ServerState, images: int) -> Reply | None:
+def _quota_reply(
+    state: ServerState, images: int, usage_type: str = "image", app_id: str = ""
+) -> Reply | None:
     quota = state.config.monthly_quota
     if quota is not None and state.usage.images + images > quota:
         return error(
@@ -804,6 +806,7 @@ def _quota_reply(state: ServerState, images: int) -> Reply | None:
             count=state.usage.images + images,
         )
     state.usage.images += images
+    state.usage.events.append((time.time(), usage_type, app_id or state.app_id, images))
     return None
 
 
@@ -847,7 +850,7 @@ async def _image_endpoint(state: ServerState, call: Call, kind: str) -> Reply:
             return fetched
         image = fetched
     call.image_sha256 = hashlib.sha256(image).hexdigest()
-    over = _quota_reply(state, 1)
+    over = _quota_reply(state, 1, "image-async" if is_async else "image", call.app_id)
     if over is not None:
         return over
 
@@ -1241,6 +1244,7 @@ async def _process_pdf(
         fail("http_max_requests", "Monthly page limit exceeded")
         return
     state.usage.pages += len(selected)
+    state.usage.events.append((time.time(), "pdf-page", job.app_id, len(selected)))
     job.num_pages, job.status, job.modified = len(selected), "split", time.time()
     for done, page in enumerate(selected, start=1):
         try:
@@ -1547,7 +1551,7 @@ async def handle_batch_new(state: ServerState, call: Call) -> Reply:
         else:
             return error("image_missing", f"urls[{key!r}] must be a URL or an object with 'url'")
     call.tags = tuple(base.get("tags") or ())
-    over = _quota_reply(state, len(items))
+    over = _quota_reply(state, len(items), "image", call.app_id)
     if over is not None:
         return over
     job = BatchJob(
@@ -1568,6 +1572,160 @@ async def handle_batch_get(state: ServerState, call: Call) -> Reply:
     if job.callback is not None:
         body["callback"] = job.callback
     return Reply(body)
+
+
+# --------------------------------------------------------------------------- strokes, usage
+
+STROKES_MAX_BYTES = 512 * 1024
+
+
+def render_strokes(xs: list[list[float]], ys: list[list[float]]) -> bytes | None:
+    """Draw handwriting strokes as a PNG (black on white) for the engine to read."""
+    from PIL import Image, ImageDraw
+
+    points = [(x, y) for sx, sy in zip(xs, ys, strict=True) for x, y in zip(sx, sy, strict=True)]
+    if not points:
+        return None
+    left, top = min(p[0] for p in points), min(p[1] for p in points)
+    right, bottom = max(p[0] for p in points), max(p[1] for p in points)
+    scale = min(1.0, 1024 / max(right - left + 1, bottom - top + 1))
+    pad = 16
+    width = int((right - left) * scale) + 2 * pad
+    height = int((bottom - top) * scale) + 2 * pad
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    for sx, sy in zip(xs, ys, strict=True):
+        stroke = [
+            ((x - left) * scale + pad, (y - top) * scale + pad) for x, y in zip(sx, sy, strict=True)
+        ]
+        if len(stroke) == 1:
+            draw.point(stroke, fill="black")
+        else:
+            draw.line(stroke, fill="black", width=3)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+async def handle_strokes(state: ServerState, call: Call) -> Reply:
+    call.request_id = request_id = state.new_request_id()
+    if len(call.body) > STROKES_MAX_BYTES:
+        return error(
+            "sys_request_too_large",
+            f"Strokes body is larger than {STROKES_MAX_BYTES} bytes",
+            request_id=request_id,
+        )
+    parsed = await _read_upload(call, STROKES_MAX_BYTES)
+    if isinstance(parsed, Reply):
+        parsed.body = {"request_id": request_id, **parsed.body}
+        return parsed
+    _, options = parsed
+    outer = options.get("strokes")
+    if outer is None:
+        return error("strokes_missing", "Missing strokes", request_id=request_id)
+    inner = outer.get("strokes") if isinstance(outer, dict) else None
+    xs = inner.get("x") if isinstance(inner, dict) else None
+    ys = inner.get("y") if isinstance(inner, dict) else None
+    try:
+        ok = (
+            isinstance(xs, list)
+            and isinstance(ys, list)
+            and len(xs) == len(ys)
+            and all(len(a) == len(b) for a, b in zip(xs, ys, strict=True))
+            and all(_is_number(v) for stroke in xs + ys for v in stroke)
+        )
+    except TypeError:
+        ok = False
+    if not ok:
+        return error(
+            "strokes_syntax_error",
+            'strokes must be {"strokes": {"x": [[...], ...], "y": [[...], ...]}}',
+            request_id=request_id,
+        )
+    assert isinstance(xs, list) and isinstance(ys, list)
+    invalid = _validate_image_options(options, "text")
+    if invalid is not None:
+        invalid.body = {"request_id": request_id, **invalid.body}
+        return invalid
+    image = render_strokes(xs, ys)
+    if image is None:
+        return error("strokes_no_content", "No strokes to read", request_id=request_id)
+    call.image_sha256 = hashlib.sha256(image).hexdigest()
+    call.tags = tuple(options.get("tags") or ())
+    over = _quota_reply(state, 1, "strokes", call.app_id)
+    if over is not None:
+        return over
+    started = time.time()
+    rec = await _recognize(state, image, options)
+    if not isinstance(rec, EngineError):
+        rec = {**rec, "is_printed": False, "is_handwritten": True}
+    body = _shape("text", rec, options, request_id)
+    if _improve(options):
+        row = StoredResult(
+            image_id=request_id,
+            endpoint="/v3/strokes",
+            created=started,
+            app_id=call.app_id,
+            request_args={k: v for k, v in options.items() if k != "strokes"},
+            tags=call.tags,
+        )
+        _store_result(call, row, body, rec, started, 0.0)
+        call.store.results[request_id] = row
+    return Reply(body)
+
+
+def _bucket(ts: float, timespan: str) -> str:
+    dt = datetime.fromtimestamp(ts, tz=timezone.utc)
+    if timespan == "year":
+        dt = dt.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
+    elif timespan == "day":
+        dt = dt.replace(hour=0, minute=0, second=0, microsecond=0)
+    elif timespan == "hour":
+        dt = dt.replace(minute=0, second=0, microsecond=0)
+    else:
+        dt = dt.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return iso(dt.timestamp())
+
+
+async def handle_ocr_usage(state: ServerState, call: Call) -> Reply:
+    """Counts per usage type (image, image-async, pdf-page, strokes) and time bucket.
+
+    Usage is account-wide (billing is global), so every region answers the same."""
+    params = call.request.query_params
+    dates = _date_range(params)
+    if isinstance(dates, Reply):
+        return dates
+    lo, hi = dates
+    timespan = params.get("timespan") or "month"
+    if timespan not in ("hour", "day", "month", "year"):
+        return error(
+            "opts_value_out_of_range",
+            "timespan must be hour, day, month or year",
+            name="timespan",
+            value=timespan,
+        )
+    wanted_type, wanted_app = params.get("usage_type"), params.get("app_id")
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for ts, usage_type, app_id, count in state.usage.events:
+        if not lo <= ts < hi or (wanted_type and usage_type != wanted_type):
+            continue
+        if wanted_app and app_id != wanted_app:
+            continue
+        key = (_bucket(ts, timespan), usage_type)
+        group = groups.setdefault(
+            key,
+            {
+                "from_date": key[0],
+                "app_id": [],
+                "usage_type": usage_type,
+                "request_args_hash": [],
+                "count": 0,
+            },
+        )
+        group["count"] += count
+        if app_id not in group["app_id"]:
+            group["app_id"].append(app_id)
+    return Reply({"ocr_usage": [groups[k] for k in sorted(groups, reverse=True)]})
 
 
 # --------------------------------------------------------------------------- local extras
@@ -1594,7 +1752,9 @@ async def handle_health(state: ServerState, call: Call) -> Reply:
 SPECS: tuple[Spec, ...] = (
     Spec("/v3/text", "/v3/text", ("POST",), handle_text, "keys_or_token", metered=True),
     Spec("/v3/latex", "/v3/latex", ("POST",), handle_latex, "keys_or_token", metered=True),
+    Spec("/v3/strokes", "/v3/strokes", ("POST",), handle_strokes, "keys_or_token", metered=True),
     Spec("/v3/ocr-results", "/v3/ocr-results", ("GET",), handle_ocr_results, "key"),
+    Spec("/v3/ocr-usage", "/v3/ocr-usage", ("GET",), handle_ocr_usage, "keys"),
     Spec("/v3/app-tokens", "/v3/app-tokens", ("POST",), handle_app_token_new, "key"),
     Spec(
         "/v3/app-tokens/{token}",

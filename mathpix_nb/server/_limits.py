@@ -44,6 +44,8 @@ class Usage:
     def __init__(self) -> None:
         self.images = 0
         self.pages = 0
+        # (epoch seconds, usage_type, app_id, count) for v3/ocr-usage
+        self.events: list[tuple[float, str, str, int]] = []
 
 
 class Concurrency:
