@@ -17,9 +17,11 @@ from mathpix_nb import (
     AuthenticationError,
     ConfigurationError,
     ImageError,
+    MathpixError,
     NotAllowedError,
     OcrError,
     PdfError,
+    PollTimeoutError,
     PreparedImage,
     QuotaExceededError,
     RateLimitError,
@@ -395,3 +397,90 @@ async def test_prepared_image_round_trip_matches_sha(make, srv):
     assert isinstance(prepared, PreparedImage)
     result = await make(**keys(srv)).text(prepared)
     assert prepared.sha256[:12] in result.text
+
+
+# -- concurrency, pools, options -----------------------------------------------------------
+async def test_concurrent_async_requests_share_one_token(srv):
+    import anyio
+
+    from mathpix_nb import AsyncMathpix
+
+    async with AsyncMathpix(**keys(srv), use_app_tokens=True) as client:
+        results: list[str] = []
+
+        async def one(i: int) -> None:
+            results.append((await client.text(text_image(label=f"n{i}"))).text)
+
+        async with anyio.create_task_group() as group:
+            for i in range(12):
+                group.start_soon(one, i)
+    assert len(results) == 12 and len(set(results)) == 12
+    assert len(v3(srv, "/v3/app-tokens")) == 1
+
+
+async def test_caller_owned_http_client_is_used_and_left_open(kind, srv):
+    import httpx
+
+    from mathpix_nb import AsyncMathpix, Mathpix
+
+    if kind == "sync":
+        with httpx.Client() as http:
+            with Mathpix(**keys(srv), http_client=http) as client:
+                client.text(text_image())
+            assert not http.is_closed
+    else:
+        async with httpx.AsyncClient() as http:
+            async with AsyncMathpix(**keys(srv), http_client=http) as client:
+                await client.text(text_image())
+            assert not http.is_closed
+    assert len(v3(srv)) == 1
+
+
+async def test_prepare_false_sends_the_file_as_it_is(make, srv):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    text_image(2000, 1000).save(buf, "JPEG", exif=exif.tobytes())
+    data = buf.getvalue()
+    result = await make(**keys(srv), prepare=False).text(data)
+    assert f"echo 2000x1000 sha:{sha12(data)}" in result.text  # sideways, untouched
+
+
+async def test_pdf_from_url_and_failed_conversion(make, srv):
+    api = make(**keys(srv))
+    url = srv.host_file(_pdf_bytes(1), "doc.pdf")
+    result = await api.call("pdf", url, poll_interval=0.02, timeout=30)
+    assert result.mmd
+    with pytest.raises(PdfError, match="docx"):
+        await api.call("pdf", url, outputs=("docx",), poll_interval=0.02, timeout=30)
+
+
+async def test_pdf_poll_deadline(make, srv):
+    srv.configure(pdf_step_delay=1.0)
+    try:
+        with pytest.raises(PollTimeoutError, match="pdf_status"):
+            await make(**keys(srv)).call("pdf", _pdf_bytes(1), poll_interval=0.05, timeout=0.2)
+    finally:
+        srv.configure(pdf_step_delay=0.05)
+
+
+async def test_no_secret_in_any_repr_or_error(make, srv):
+    """Keys and tokens never show in reprs or messages, whatever the auth mode."""
+    token = await make(**keys(srv)).call("app_token", expires=60)
+    clients = [
+        make(**keys(srv)),
+        make(**keys(srv), use_app_tokens=True),
+        make(app_token=token.app_token, region_urls=srv.urls),
+    ]
+    texts = [repr(token), str(token)]
+    srv.configure(faults=Faults(sys_exception=1.0))
+    for api in clients:
+        fast(api, retries=0)
+        texts += [repr(api.client), repr(api.client.settings)]
+        with pytest.raises(MathpixError) as info:
+            await api.text(text_image())
+        texts += error_text(info.value)
+        with pytest.raises(MathpixError) as info:
+            await api.text(b"not an image")
+        texts += error_text(info.value)
+    scan_for_secrets(texts, [srv.app_key, token.app_token])
