@@ -185,6 +185,14 @@ DROP_AND_PASTE = """([how, b64]) => {
 }"""
 
 
+DROP_BIG_FILE = """() => {
+  const data = new DataTransfer();
+  data.items.add(new File([new Uint8Array(12 * 2 ** 20)], 'huge.png', { type: 'image/png' }));
+  document.querySelector('.mpx-stage').dispatchEvent(
+    new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
+}"""
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -294,6 +302,10 @@ def test_drag_a_box_and_ocr_in_jupyterlab(jupyterlab: tuple[str, Path], tmp_path
             page.wait_for_function(WHOLE_IMAGE_IS, arg="0,0,320,140")
             page.evaluate(DROP_AND_PASTE, ["paste", _b64(make_png(340, 160))])
             page.wait_for_function(WHOLE_IMAGE_IS, arg="0,0,340,160")
+            # Too big for one message to the kernel: refused in plain words, image kept.
+            page.evaluate(DROP_BIG_FILE)
+            assert "Type its path" in page.locator(".mpx-error").inner_text()
+            assert page.locator(".mpx-selection").get_attribute("data-crop") == "0,0,340,160"
             # Rotated by 90°, the whole image is 160 wide and 340 high, and so is what is sent.
             page.locator(".mpx-rotate-right").click()
             page.wait_for_function(WHOLE_IMAGE_IS, arg="0,0,160,340")

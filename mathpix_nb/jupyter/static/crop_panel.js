@@ -9,6 +9,7 @@
 
 const MAX_HEIGHT = 520; // CSS pixels
 const MAX_UPSCALE = 3; // small snips are shown bigger, but not blurrier than this
+const MAX_UPLOAD_BYTES = 8 * 2 ** 20; // below the 10 MiB websocket message limit
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -361,6 +362,14 @@ function render({ model, el: host }) {
     if (file.type && !file.type.startsWith("image/")) {
       errorBox.style.display = "block";
       errorBox.textContent = `${file.name} is not an image (${file.type}).`;
+      return;
+    }
+    if (file.size > MAX_UPLOAD_BYTES) {
+      // Bigger messages break the notebook's connection to the kernel.
+      errorBox.style.display = "block";
+      errorBox.textContent =
+        `${file.name} is ${(file.size / 2 ** 20).toFixed(1)} MB; the page can send at most ` +
+        `${MAX_UPLOAD_BYTES / 2 ** 20} MB to the kernel. Type its path (or URL) and press Load.`;
       return;
     }
     status.textContent = `Uploading ${file.name || "image"}…`;
