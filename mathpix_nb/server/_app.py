@@ -171,7 +171,6 @@ class ServerState:
         self._http: httpx.AsyncClient | None = None
         self.in_flight = 0  # OCR jobs holding a concurrency slot right now
         self.peak_in_flight = 0
-        self._seq = 0
 
     def set_config(self, config: ServerConfig) -> None:
         if config.faults != self.config.faults:
@@ -181,10 +180,6 @@ class ServerState:
     def new_request_id(self) -> str:
         now = datetime.now(timezone.utc)
         return f"{now:%Y_%m_%d}_{secrets.token_hex(10)}g"
-
-    def next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -1013,7 +1008,13 @@ async def handle_ocr_results(state: ServerState, call: Call) -> Reply:
         if any(row.detections.get(name) is not value for name, value in wanted.items()):
             continue
         rows.append((row, visible))
-    rows.sort(key=lambda rv: rv[0].created, reverse=state.config.results_order == "newest")
+    # ties (same timestamp) keep arrival order, reversed too for newest-first
+    order = sorted(
+        range(len(rows)),
+        key=lambda i: (rows[i][0].created, i),
+        reverse=state.config.results_order == "newest",
+    )
+    rows = [rows[i] for i in order]
     items = []
     for row, visible in rows[(page - 1) * per_page : page * per_page]:
         item = row.item()
