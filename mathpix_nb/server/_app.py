@@ -607,8 +607,27 @@ def _requested_formats(options: Mapping[str, Any], default: tuple[str, ...]) -> 
     return list(formats) if formats else list(default)
 
 
-def _text_of(rec: Mapping[str, Any]) -> str:
-    return "\n".join(str(line["text"]) for line in rec.get("lines", []))
+def delimit(text: str, options: Mapping[str, Any]) -> str:
+    """Engines write math as ``\\( .. \\)`` / ``\\[ .. \\]``; apply the request's
+    ``math_inline_delimiters`` / ``math_display_delimiters`` as Mathpix does."""
+    for key, default in (
+        ("math_inline_delimiters", ("\\(", "\\)")),
+        ("math_display_delimiters", ("\\[", "\\]")),
+    ):
+        pair = options.get(key)
+        if (
+            isinstance(pair, (list, tuple))
+            and len(pair) == 2
+            and all(isinstance(d, str) for d in pair)
+            and tuple(pair) != default
+        ):
+            text = text.replace(default[0], "\0OPEN\0").replace(default[1], pair[1])
+            text = text.replace("\0OPEN\0", pair[0])
+    return text
+
+
+def _text_of(rec: Mapping[str, Any], options: Mapping[str, Any]) -> str:
+    return "\n".join(delimit(str(line["text"]), options) for line in rec.get("lines", []))
 
 
 def _common(rec: Mapping[str, Any], request_id: str) -> dict[str, Any]:
@@ -640,7 +659,7 @@ def text_body(
     if threshold is not None and body["confidence"] < threshold:
         body.update(envelope("math_confidence", "Low confidence"))
         return body
-    text = _text_of(rec)
+    text = _text_of(rec, options)
     formats = _requested_formats(options, ("text",))
     if "text" in formats:
         body["text"] = text
@@ -672,7 +691,7 @@ def text_body(
                 "conversion_output": True,
                 "is_printed": body["is_printed"],
                 "is_handwritten": body["is_handwritten"],
-                "text": li["text"],
+                "text": delimit(str(li["text"]), options),
                 "confidence": li["confidence"],
                 "confidence_rate": li["confidence"],
             }
@@ -734,7 +753,7 @@ def latex_body(
     if threshold is not None and body["latex_confidence"] < threshold:
         body.update(envelope("math_confidence", "Low confidence"))
         return body
-    text = _text_of(rec)
+    text = _text_of(rec, {})
     latex = rec.get("latex_styled") or "\\text{" + text.replace("\n", " ") + "}"
     for fmt in _requested_formats(options, ("latex_normal",)):
         if fmt in ("text", "text_display", "asciimath", "wolfram"):
@@ -1110,7 +1129,7 @@ async def handle_app_token_delete(state: ServerState, call: Call) -> Reply:
 
 
 def _pdf_outputs(job: PdfJob) -> dict[str, bytes]:
-    texts = ["\n".join(str(li["text"]) for li in page.get("lines", [])) for page in job.pages]
+    texts = [_text_of(page, job.request_args) for page in job.pages]
     mmd = "\n\n".join(texts).encode()
     lines_json = {
         "pages": [

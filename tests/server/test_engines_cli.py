@@ -127,3 +127,22 @@ def test_server_restarts_after_stop():
     assert "stopped" in repr(srv)
     with pytest.raises(RuntimeError, match="not started"):
         srv.url  # noqa: B018
+
+
+def test_math_delimiters_follow_the_request():
+    from mathpix_nb.server import EchoEngine
+
+    class MathEngine(EchoEngine):
+        def recognize(self, image, options):
+            out = super().recognize(image, options)
+            out["lines"][0]["text"] = "x \\( a^2 \\) and \\[ b \\]"
+            return out
+
+    with LocalServer(engine=MathEngine()) as srv:
+        def text(**options: Any) -> str:
+            return httpx.post(srv.url + "/v3/text", headers=srv.credentials(),
+                              json={"src": data_uri(make_png()), **options}).json()["text"]
+
+        assert text() == "x \\( a^2 \\) and \\[ b \\]"
+        assert text(math_inline_delimiters=["$", "$"],
+                    math_display_delimiters=["$$", "$$"]) == "x $ a^2 $ and $$ b $$"
