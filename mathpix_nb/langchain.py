@@ -111,6 +111,7 @@ _LINK = re.compile(r"(?<!!)\[([^\]]+)\]\([^)]*\)")
 _HEADING = re.compile(r"^#{1,6}\s+", re.MULTILINE)
 _BOLD = re.compile(r"\*\*(.+?)\*\*|__(.+?)__")
 _ITEM = re.compile(r"^\s*\\item\s*", re.MULTILINE)
+_ESCAPES = re.compile(r"\\([$%&#_])")
 
 
 def mmd_to_text(mmd: str) -> str:
@@ -120,6 +121,8 @@ def mmd_to_text(mmd: str) -> str:
     'Title\nArea is  \\pi r^2  and bold'
     >>> mmd_to_text(r"\section*{Intro}" "\n" r"$$E=mc^2$$ see [docs](https://x.y)")
     'Intro\nE=mc^2 see docs'
+    >>> mmd_to_text(r"It costs \$5 or 10\%")
+    'It costs $5 or 10%'
     """
     text = _IMAGE_LINK.sub(r"\1", mmd)
     text = _LINK.sub(r"\1", text)
@@ -129,6 +132,7 @@ def mmd_to_text(mmd: str) -> str:
     text = _HEADING.sub("", text)
     text = _BOLD.sub(lambda m: m.group(1) or m.group(2), text)
     text = _MATH_DELIMS.sub("", text)
+    text = _ESCAPES.sub(r"\1", text)
     return text.strip()
 
 
@@ -178,7 +182,9 @@ def _kind_from_suffix(name: str) -> Literal["image", "pdf"] | None:
 
 
 def _kind_from_bytes(data: bytes) -> Literal["image", "pdf"]:
-    return "pdf" if data[:1024].lstrip().startswith(b"%PDF") else "image"
+    # %PDF, or a zip container (DOCX, PPTX, EPUB): both are v3/pdf's business.
+    head = data[:1024].lstrip()
+    return "pdf" if head.startswith((b"%PDF", b"PK\x03\x04")) else "image"
 
 
 def _kind_from_mimetype(mimetype: str | None) -> Literal["image", "pdf"] | None:
@@ -229,11 +235,14 @@ def _file_item(path: Path) -> _Item:
     return _Item(source=str(path), kind=kind, path=path)
 
 
-def _scan(paths: Iterable[Path]) -> list[_Item]:
+def _scan(root: Path) -> list[_Item]:
+    """Images and documents under ``root``, sorted; hidden files and folders are skipped."""
     return [
         _file_item(p)
-        for p in sorted(paths)
-        if p.is_file() and _kind_from_suffix(p.name) is not None
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+        and _kind_from_suffix(p.name) is not None
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
     ]
 
 
@@ -256,7 +265,7 @@ def _expand(value: SourceInput) -> list[_Item]:
         )
     path = Path(os.fspath(value)).expanduser()
     if path.is_dir():
-        items = _scan(path.rglob("*"))
+        items = _scan(path)
         if not items:
             raise ValueError(
                 f"Directory {str(path)!r} holds no image or PDF files "

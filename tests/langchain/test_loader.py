@@ -551,3 +551,13 @@ def test_repr_never_shows_secrets(local_server: Any, tmp_path: Path) -> None:
     for text in (repr(loader), repr(parser)):
         assert "super-secret-key" not in text
     assert "eu" in repr(loader)
+
+
+def test_hidden_files_in_a_directory_are_skipped(
+    local_server: Any, creds: dict[str, Any], make_image: Any, tmp_path: Path
+) -> None:
+    seen = make_image("hid/page.png")
+    make_image("hid/.ipynb_checkpoints/page-checkpoint.png")
+    make_image("hid/.thumb.png")
+    docs = MathpixLoader(tmp_path / "hid", cache=False, **creds).load()
+    assert [d.metadata["source"] for d in docs] == [str(seen)]
