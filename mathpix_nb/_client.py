@@ -150,6 +150,9 @@ class Mathpix(_BaseMathpix):
                     step = flow.send(response)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
+        except BaseException:
+            flow.close()  # cancelled or failed: let the flow clean up (e.g. a token fetch)
+            raise
 
     # -- images --------------------------------------------------------------------------
     def text(
@@ -302,6 +305,9 @@ class AsyncMathpix(_BaseMathpix):
                     step = flow.send(response)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
+        except BaseException:
+            flow.close()  # cancelled or failed: let the flow clean up (e.g. a token fetch)
+            raise
 
     async def text(
         self,

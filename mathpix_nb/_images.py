@@ -246,7 +246,11 @@ def _open(data: bytes, source: str, prep: ImagePrep) -> Image.Image:
         if head.startswith(b"%PDF"):
             fix = "it is a PDF: use client.pdf(...) for documents"
         elif head[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypheif", b"ftyphevc"):
-            fix = "it is HEIC/HEIF: `pip install pillow-heif` so it can be converted"
+            fix = (
+                "the HEIC/HEIF file could not be decoded; re-export it as JPEG"
+                if _HEIF_AVAILABLE
+                else "it is HEIC/HEIF: `pip install pillow-heif` so it can be converted"
+            )
         else:
             fix = "convert it to PNG or JPEG"
         raise ImageError(
