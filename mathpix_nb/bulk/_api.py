@@ -17,7 +17,9 @@ Every failure is classified into what the engine must do next:
 
 from __future__ import annotations
 
+import functools
 import io
+import ssl
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -120,6 +122,11 @@ def _translate(exc: BaseException) -> Exception:
     raise exc
 
 
+@functools.lru_cache(maxsize=1)
+def _tls_context() -> ssl.SSLContext:
+    return httpx.create_ssl_context()
+
+
 class Api:
     """The engine's view of the API: submit / text / results, over one AsyncClient."""
 
@@ -129,9 +136,10 @@ class Api:
         # a pool for each request it assigns, so one pool of 32 costs ~16x more CPU per
         # request than pools of 2. Each request goes to the least busy pool.
         shards = max(1, -(-connections // _SHARD))
+        tls = _tls_context()  # built once: loading the CA bundle costs ~50 ms each time
         self._pools = [
-            httpx.AsyncClient(limits=httpx.Limits(max_connections=_SHARD,
-                                                  max_keepalive_connections=_SHARD))
+            httpx.AsyncClient(verify=tls, limits=httpx.Limits(
+                max_connections=_SHARD, max_keepalive_connections=_SHARD))
             for _ in range(shards)
         ]
         self._busy = [0] * shards

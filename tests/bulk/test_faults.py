@@ -96,9 +96,9 @@ def test_a_dropped_upload_is_resent_after_the_lookup_finds_nothing(make_images) 
 
 def test_deadline_leaves_pending_rows_for_a_rerun(make_images) -> None:
     paths = make_images(5)
-    with LocalServer(engine="echo", async_delay=1.5) as server:
+    with LocalServer(engine="echo", async_delay=4.0) as server:
         client = client_for(server)
-        first = ocr_frame(pd.DataFrame({"p": paths}), "p", client=client, timeout=0.3,
+        first = ocr_frame(pd.DataFrame({"p": paths}), "p", client=client, timeout=1.5,
                           poll_interval=0.05, progress=False)
         assert first["ocr_error"].str.startswith("poll_timeout").all()
         assert first["ocr_request_id"].notna().all()
