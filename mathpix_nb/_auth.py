@@ -12,7 +12,8 @@ Token sources:
   ``Authorization: Bearer <token_auth>`` (or the given headers) and ``{"expires": seconds}``,
   answering like ``v3/app-tokens``.
 
-Fetched tokens are cached and refreshed ahead of expiry (10 % of their lifetime, at least 5 s).
+Fetched tokens are cached and refreshed ahead of expiry (10 % of their lifetime, at least 5 s,
+at most half of it).
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ class Credentials:
         now = time.time() if now is None else now
         issued = token.issued_at if token.issued_at is not None else now
         lifetime = max(0.0, token.expires_at - issued)
-        margin = max(5.0, 0.1 * lifetime)
+        # refresh ahead: 10 % of the lifetime, at least 5 s, but never more than half of it
+        margin = min(max(5.0, 0.1 * lifetime), 0.5 * lifetime)
         if token.expires_at - now <= margin:
             return None
         return token

@@ -202,7 +202,8 @@ async def test_token_refreshed_during_a_long_run(make, srv):
         assert "echo" in (await api.text(text_image())).text
         count += 1
         time.sleep(0.1)
-    assert len(v3(srv, "/v3/app-tokens")) >= 3
+    mints = len(v3(srv, "/v3/app-tokens"))
+    assert 3 <= mints <= count // 3  # refreshed ahead of expiry, yet cached in between
     assert all(r.ok for r in v3(srv))
     assert len(v3(srv)) == count  # no request needed a second try
 

@@ -284,3 +284,18 @@ def test_urls_are_json_src() -> None:
     client = Mathpix("id", "key")
     request = _first_request(client._core.text("https://example.com/x.png"))
     assert json.loads(request.read()) == {"src": "https://example.com/x.png"}
+
+
+def test_token_refresh_margin() -> None:
+    from mathpix_nb._auth import Credentials
+    from mathpix_nb._config import resolve_settings
+
+    creds = Credentials(resolve_settings("id", "key", use_app_tokens=True))
+    creds.store(AppToken(app_token="token_x", expires_at=1300.0, issued_at=1000.0))
+    assert creds.usable_token(now=1260.0) is not None
+    assert creds.usable_token(now=1275.0) is None  # inside 10 % of a 300 s lifetime
+    creds.store(AppToken(app_token="token_y", expires_at=1030.0, issued_at=1000.0))
+    assert creds.usable_token(now=1024.0) is not None  # at least 5 s ahead
+    assert creds.usable_token(now=1026.0) is None
+    creds.store(AppToken(app_token="token_z", expires_at=1002.0, issued_at=1000.0))
+    assert creds.usable_token(now=1000.5) is not None  # but at most half the lifetime
