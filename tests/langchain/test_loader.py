@@ -561,3 +561,57 @@ def test_hidden_files_in_a_directory_are_skipped(
     make_image("hid/.thumb.png")
     docs = MathpixLoader(tmp_path / "hid", cache=False, **creds).load()
     assert [d.metadata["source"] for d in docs] == [str(seen)]
+
+
+@pytest.fixture
+def file_server(tmp_path: Path) -> Any:
+    """A plain static HTTP server on loopback, so the API server can fetch sources by URL."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_url_sources_are_sent_as_urls(
+    local_server: Any, creds: dict[str, Any], make_image: Any, make_pdf: Any, file_server: str
+) -> None:
+    img = make_image("web/board.png", size=(133, 37))
+    make_pdf("web/paper.pdf", ["from the web", "second"])
+    urls = [f"{file_server}/web/board.png", f"{file_server}/web/paper.pdf"]
+    start = len(local_server.log)
+
+    image_doc, pdf_doc = MathpixLoader(urls, **creds).load()  # URLs are never cached
+
+    assert image_doc.metadata["source"] == urls[0] and image_doc.metadata["kind"] == "image"
+    assert sha12(img) in image_doc.page_content  # the server fetched the very bytes
+    assert pdf_doc.metadata["source"] == urls[1] and pdf_doc.metadata["total_pages"] == 2
+    posts = [r for r in new_records(local_server, start) if r.method == "POST"]
+    assert [r.path for r in posts] == ["/v3/text", "/v3/pdf"]
+    assert all(r.bytes_received < 1000 for r in posts)  # a URL went over the wire, not a file
+    again = MathpixLoader(urls[:1], **creds).load()
+    assert again[0].metadata["request_id"] != image_doc.metadata["request_id"]
+
+
+@pytest.mark.anyio
+async def test_consumer_may_stop_early(
+    local_server: Any, creds: dict[str, Any], make_image: Any
+) -> None:
+    from contextlib import aclosing
+
+    paths = [make_image(f"early{i}.png", size=(100 + i, 30)) for i in range(6)]
+    loader = MathpixLoader(paths, cache=False, max_concurrency=2, **creds)
+    async with aclosing(loader.alazy_load()) as stream:
+        async for doc in stream:
+            first = doc
+            break
+    assert first.metadata["source"] == str(paths[0])
