@@ -52,7 +52,7 @@ def delimit(text: str, options: Mapping[str, Any]) -> str:
     return text
 
 
-def _text_of(rec: Mapping[str, Any], options: Mapping[str, Any]) -> str:
+def text_of(rec: Mapping[str, Any], options: Mapping[str, Any]) -> str:
     return "\n".join(delimit(str(line["text"]), options) for line in rec.get("lines", []))
 
 
@@ -85,7 +85,7 @@ def text_body(
     if threshold is not None and body["confidence"] < threshold:
         body.update(envelope("math_confidence", "Low confidence"))
         return body
-    text = _text_of(rec, options)
+    text = text_of(rec, options)
     formats = _requested_formats(options, ("text",))
     if "text" in formats:
         body["text"] = text
@@ -179,7 +179,7 @@ def latex_body(
     if threshold is not None and body["latex_confidence"] < threshold:
         body.update(envelope("math_confidence", "Low confidence"))
         return body
-    text = _text_of(rec, {})
+    text = text_of(rec, {})
     latex = rec.get("latex_styled") or "\\text{" + text.replace("\n", " ") + "}"
     for fmt in _requested_formats(options, ("latex_normal",)):
         if fmt in ("text", "text_display", "asciimath", "wolfram"):
@@ -193,7 +193,7 @@ def latex_body(
     return body
 
 
-async def _recognize(
+async def recognize(
     state: ServerState, image: bytes, options: Mapping[str, Any]
 ) -> dict[str, Any] | EngineError:
     try:
@@ -204,7 +204,7 @@ async def _recognize(
         return exc
 
 
-def _shape(
+def shape_body(
     kind: str, rec: dict[str, Any] | EngineError, options: Mapping[str, Any], request_id: str
 ) -> dict[str, Any]:
     if isinstance(rec, EngineError):
@@ -212,7 +212,7 @@ def _shape(
     return (latex_body if kind == "latex" else text_body)(rec, options, request_id)
 
 
-def _store_result(
+def finish_row(
     call: Call,
     row: StoredResult,
     body: dict[str, Any],

@@ -230,11 +230,13 @@ class Call:
 Handler = Callable[[ServerState, Call], Awaitable[Reply]]
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-async def _fetch(state: ServerState, src: str, *, limit: int, what: str = "image") -> bytes | Reply:
+async def fetch_src(
+    state: ServerState, src: str, *, limit: int, what: str = "image"
+) -> bytes | Reply:
     """Bytes of a ``data:`` URI or an http(s) URL, or the Mathpix error reply."""
     cfg = state.config
     if src.startswith("data:"):
@@ -279,7 +281,7 @@ async def _fetch(state: ServerState, src: str, *, limit: int, what: str = "image
         )
 
 
-async def _read_upload(call: Call, limit: int) -> tuple[bytes | None, dict[str, Any]] | Reply:
+async def read_upload(call: Call, limit: int) -> tuple[bytes | None, dict[str, Any]] | Reply:
     """Multipart ``file`` + ``options_json``, or a JSON body: (file bytes or None, options)."""
     ctype = call.request.headers.get("content-type", "")
     if ctype.startswith("multipart/form-data"):
@@ -311,11 +313,11 @@ async def _read_upload(call: Call, limit: int) -> tuple[bytes | None, dict[str, 
     return None, options
 
 
-def _validate_image_options(options: Mapping[str, Any], kind: str) -> Reply | None:
+def validate_image_options(options: Mapping[str, Any], kind: str) -> Reply | None:
     for name in UNIT_OPTIONS:
         if name in options and options[name] is not None:
             value = options[name]
-            if not _is_number(value):
+            if not is_number(value):
                 return error(
                     "opts_number_required", f"{name} must be a number", name=name, value=value
                 )
@@ -331,7 +333,7 @@ def _validate_image_options(options: Mapping[str, Any], kind: str) -> Reply | No
         keys = ("top_left_x", "top_left_y", "width", "height")
         if (
             not isinstance(region, dict)
-            or not all(_is_number(region.get(k)) for k in keys)
+            or not all(is_number(region.get(k)) for k in keys)
             or region["width"] <= 0
             or region["height"] <= 0
             or region["top_left_x"] < 0
@@ -381,16 +383,16 @@ def _validate_image_options(options: Mapping[str, Any], kind: str) -> Reply | No
     return None
 
 
-def _improve(options: Mapping[str, Any]) -> bool:
+def improve_mathpix(options: Mapping[str, Any]) -> bool:
     metadata = options.get("metadata")
     return not (isinstance(metadata, dict) and metadata.get("improve_mathpix") is False)
 
 
-def _request_args(options: Mapping[str, Any]) -> dict[str, Any]:
+def stored_request_args(options: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k != "src"}
 
 
-def _quota_reply(
+def charge_images(
     state: ServerState, images: int, usage_type: str = "image", app_id: str = ""
 ) -> Reply | None:
     quota = state.config.monthly_quota
@@ -408,7 +410,7 @@ def _quota_reply(
     return None
 
 
-def _parse_bool(name: str, value: str) -> bool | Reply:
+def parse_bool(name: str, value: str) -> bool | Reply:
     if value in ("true", "True", "TRUE", "1"):
         return True
     if value in ("false", "False", "FALSE", "0"):
@@ -450,7 +452,7 @@ def _parse_date(name: str, value: str) -> float | Reply:
     return dt.timestamp()
 
 
-def _paging(params: Any, max_per_page: int) -> tuple[int, int] | Reply:
+def parse_paging(params: Any, max_per_page: int) -> tuple[int, int] | Reply:
     page = _parse_int("page", params.get("page"), 1, 1_000_000)
     if isinstance(page, Reply):
         return page
@@ -460,7 +462,7 @@ def _paging(params: Any, max_per_page: int) -> tuple[int, int] | Reply:
     return page, per_page
 
 
-def _date_range(params: Any) -> tuple[float, float] | Reply:
+def parse_date_range(params: Any) -> tuple[float, float] | Reply:
     lo, hi = -math.inf, math.inf
     if params.get("from_date"):
         parsed = _parse_date("from_date", params["from_date"])

@@ -15,22 +15,22 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from ._bodies import _recognize, _shape, _store_result, _text_of, text_body
+from ._bodies import finish_row, recognize, shape_body, text_body, text_of
 from ._core import (
     CONVERSION_FORMATS,
     Call,
     Reply,
     ServerState,
-    _date_range,
-    _fetch,
-    _improve,
-    _paging,
-    _quota_reply,
-    _read_upload,
-    _request_args,
-    _validate_image_options,
+    charge_images,
     envelope,
     error,
+    fetch_src,
+    improve_mathpix,
+    parse_date_range,
+    parse_paging,
+    read_upload,
+    stored_request_args,
+    validate_image_options,
 )
 from ._engines import EngineError
 from ._store import (
@@ -42,7 +42,7 @@ from ._store import (
 
 
 def _pdf_outputs(job: PdfJob) -> dict[str, bytes]:
-    texts = [_text_of(page, job.request_args) for page in job.pages]
+    texts = [text_of(page, job.request_args) for page in job.pages]
     mmd = "\n\n".join(texts).encode()
     lines_json = {
         "pages": [
@@ -154,7 +154,7 @@ async def _process_pdf(
 
     await anyio.sleep(step)
     if data is None and url is not None:
-        fetched = await _fetch(state, url, limit=state.config.max_pdf_bytes, what="pdf")
+        fetched = await fetch_src(state, url, limit=state.config.max_pdf_bytes, what="pdf")
         if isinstance(fetched, Reply):
             info = fetched.body["error_info"]
             fail(info["id"], info["message"])
@@ -205,7 +205,7 @@ async def _process_pdf(
                 tags=(),
                 pdf_id=job.pdf_id,
             )
-            _store_result(call, row, body, rec, job.created, 0.0)
+            finish_row(call, row, body, rec, job.created, 0.0)
             call.store.results[image_id] = row
         await anyio.sleep(0)
     job.outputs.update(_pdf_outputs(job))
@@ -236,7 +236,7 @@ async def handle_pdf_new(state: ServerState, call: Call) -> Reply:
         return error(
             "sys_request_too_large", f"PDF upload is larger than {cfg.max_pdf_bytes} bytes"
         )
-    parsed = await _read_upload(call, cfg.max_pdf_bytes)
+    parsed = await read_upload(call, cfg.max_pdf_bytes)
     if isinstance(parsed, Reply):
         return parsed
     data, options = parsed
@@ -286,9 +286,9 @@ async def handle_pdf_new(state: ServerState, call: Call) -> Reply:
         app_id=call.app_id,
         created=time.time(),
         input_file=url if isinstance(url, str) and data is None else ("upload" if upload else ""),
-        request_args=_request_args(options),
+        request_args=stored_request_args(options),
         conversion_formats=[f for f, on in formats.items() if on and f in CONVERSION_FORMATS],
-        store_results=_improve(options),
+        store_results=improve_mathpix(options),
     )
     job.modified = job.created
     call.store.pdfs[pdf_id] = job
@@ -367,11 +367,11 @@ async def handle_converter_get(state: ServerState, call: Call) -> Reply:
 
 async def handle_pdf_results(state: ServerState, call: Call) -> Reply:
     params = call.request.query_params
-    paging = _paging(params, 1000)
+    paging = parse_paging(params, 1000)
     if isinstance(paging, Reply):
         return paging
     page, per_page = paging
-    dates = _date_range(params)
+    dates = parse_date_range(params)
     if isinstance(dates, Reply):
         return dates
     lo, hi = dates
@@ -415,13 +415,13 @@ async def _process_batch(
 ) -> None:
     async def one(key: str, src: str, options: dict[str, Any]) -> None:
         request_id = state.new_request_id()
-        fetched = await _fetch(state, src, limit=state.config.max_download_bytes)
+        fetched = await fetch_src(state, src, limit=state.config.max_download_bytes)
         if isinstance(fetched, Reply):
             job.results[key] = {"request_id": request_id, **fetched.body}
             return
         started = time.time()
-        rec = await _recognize(state, fetched, options)
-        body = _shape(kind, rec, options, request_id)
+        rec = await recognize(state, fetched, options)
+        body = shape_body(kind, rec, options, request_id)
         job.results[key] = body
         if store:
             row = StoredResult(
@@ -429,10 +429,10 @@ async def _process_batch(
                 endpoint="/v3/batch",
                 created=started,
                 app_id=job.app_id,
-                request_args=_request_args(options),
+                request_args=stored_request_args(options),
                 tags=tuple(options.get("tags") or ()),
             )
-            _store_result(call, row, body, rec, started, 0.0)
+            finish_row(call, row, body, rec, started, 0.0)
             call.store.results[request_id] = row
 
     async with anyio.create_task_group() as tg:
@@ -464,7 +464,7 @@ async def handle_batch_new(state: ServerState, call: Call) -> Reply:
             value=behavior,
         )
     base = {k: v for k, v in options.items() if k not in ("urls", "ocr_behavior", "callback")}
-    invalid = _validate_image_options(base, behavior)
+    invalid = validate_image_options(base, behavior)
     if invalid is not None:
         return invalid
     callback = options.get("callback")
@@ -484,14 +484,14 @@ async def handle_batch_new(state: ServerState, call: Call) -> Reply:
         else:
             return error("image_missing", f"urls[{key!r}] must be a URL or an object with 'url'")
     call.tags = tuple(base.get("tags") or ())
-    over = _quota_reply(state, len(items), "image", call.app_id)
+    over = charge_images(state, len(items), "image", call.app_id)
     if over is not None:
         return over
     job = BatchJob(
         batch_id=call.store.next_batch_id(), app_id=call.app_id, keys=list(items), callback=callback
     )
     call.store.batches[job.batch_id] = job
-    state.spawn(_process_batch(state, call, job, items, behavior, _improve(base)))
+    state.spawn(_process_batch(state, call, job, items, behavior, improve_mathpix(base)))
     batch_id: int | str = job.batch_id if cfg.batch_id_type == "int" else str(job.batch_id)
     return Reply({"batch_id": batch_id})
 

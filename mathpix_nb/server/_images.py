@@ -9,23 +9,23 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from ._bodies import _recognize, _shape, _store_result
+from ._bodies import finish_row, recognize, shape_body
 from ._core import (
     BOOL_FILTERS,
     Call,
     Reply,
     ServerState,
-    _date_range,
-    _fetch,
-    _improve,
-    _is_number,
-    _paging,
-    _parse_bool,
-    _quota_reply,
-    _read_upload,
-    _request_args,
-    _validate_image_options,
+    charge_images,
     error,
+    fetch_src,
+    improve_mathpix,
+    is_number,
+    parse_bool,
+    parse_date_range,
+    parse_paging,
+    read_upload,
+    stored_request_args,
+    validate_image_options,
 )
 from ._engines import EngineError
 from ._store import (
@@ -43,12 +43,12 @@ async def _image_endpoint(state: ServerState, call: Call, kind: str) -> Reply:
             f"Request body is larger than {cfg.max_body_bytes} bytes",
             request_id=request_id,
         )
-    parsed = await _read_upload(call, cfg.max_body_bytes)
+    parsed = await read_upload(call, cfg.max_body_bytes)
     if isinstance(parsed, Reply):
         parsed.body = {"request_id": request_id, **parsed.body}
         return parsed
     image, options = parsed
-    invalid = _validate_image_options(options, kind)
+    invalid = validate_image_options(options, kind)
     if invalid is not None:
         invalid.body = {"request_id": request_id, **invalid.body}
         return invalid
@@ -68,36 +68,36 @@ async def _image_endpoint(state: ServerState, call: Call, kind: str) -> Reply:
                 "Missing image: send a 'file' part or a 'src' field",
                 request_id=request_id,
             )
-        fetched = await _fetch(state, src, limit=cfg.max_download_bytes)
+        fetched = await fetch_src(state, src, limit=cfg.max_download_bytes)
         if isinstance(fetched, Reply):
             fetched.body = {"request_id": request_id, **fetched.body}
             return fetched
         image = fetched
     call.image_sha256 = hashlib.sha256(image).hexdigest()
-    over = _quota_reply(state, 1, "image-async" if is_async else "image", call.app_id)
+    over = charge_images(state, 1, "image-async" if is_async else "image", call.app_id)
     if over is not None:
         return over
 
     started = time.time()
     endpoint = "/v3/latex" if kind == "latex" else "/v3/text"
     row: StoredResult | None = None
-    if _improve(options):
+    if improve_mathpix(options):
         row = StoredResult(
             image_id=request_id,
             endpoint=endpoint,
             created=started,
             app_id=call.app_id,
-            request_args=_request_args(options),
+            request_args=stored_request_args(options),
             tags=call.tags,
             visible_at=math.inf,
         )
         call.store.results[request_id] = row
 
     async def work(delay: float) -> dict[str, Any]:
-        rec = await _recognize(state, image, options)
-        body = _shape(kind, rec, options, request_id)
+        rec = await recognize(state, image, options)
+        body = shape_body(kind, rec, options, request_id)
         if row is not None:
-            _store_result(call, row, body, rec, started, delay)
+            finish_row(call, row, body, rec, started, delay)
         return body
 
     if is_async:
@@ -120,18 +120,18 @@ async def handle_latex(state: ServerState, call: Call) -> Reply:
 
 async def handle_ocr_results(state: ServerState, call: Call) -> Reply:
     params = call.request.query_params
-    paging = _paging(params, 1000)
+    paging = parse_paging(params, 1000)
     if isinstance(paging, Reply):
         return paging
     page, per_page = paging
-    dates = _date_range(params)
+    dates = parse_date_range(params)
     if isinstance(dates, Reply):
         return dates
     lo, hi = dates
     wanted: dict[str, bool] = {}
     for name in (*BOOL_FILTERS, "include_null_results"):
         if params.get(name) not in (None, ""):
-            parsed = _parse_bool(name, params[name])
+            parsed = parse_bool(name, params[name])
             if isinstance(parsed, Reply):
                 return parsed
             wanted[name] = parsed
@@ -222,7 +222,7 @@ async def handle_strokes(state: ServerState, call: Call) -> Reply:
             f"Strokes body is larger than {STROKES_MAX_BYTES} bytes",
             request_id=request_id,
         )
-    parsed = await _read_upload(call, STROKES_MAX_BYTES)
+    parsed = await read_upload(call, STROKES_MAX_BYTES)
     if isinstance(parsed, Reply):
         parsed.body = {"request_id": request_id, **parsed.body}
         return parsed
@@ -239,7 +239,7 @@ async def handle_strokes(state: ServerState, call: Call) -> Reply:
             and isinstance(ys, list)
             and len(xs) == len(ys)
             and all(len(a) == len(b) for a, b in zip(xs, ys, strict=True))
-            and all(_is_number(v) for stroke in xs + ys for v in stroke)
+            and all(is_number(v) for stroke in xs + ys for v in stroke)
         )
     except TypeError:
         ok = False
@@ -250,7 +250,7 @@ async def handle_strokes(state: ServerState, call: Call) -> Reply:
             request_id=request_id,
         )
     assert isinstance(xs, list) and isinstance(ys, list)
-    invalid = _validate_image_options(options, "text")
+    invalid = validate_image_options(options, "text")
     if invalid is not None:
         invalid.body = {"request_id": request_id, **invalid.body}
         return invalid
@@ -259,15 +259,15 @@ async def handle_strokes(state: ServerState, call: Call) -> Reply:
         return error("strokes_no_content", "No strokes to read", request_id=request_id)
     call.image_sha256 = hashlib.sha256(image).hexdigest()
     call.tags = tuple(options.get("tags") or ())
-    over = _quota_reply(state, 1, "strokes", call.app_id)
+    over = charge_images(state, 1, "strokes", call.app_id)
     if over is not None:
         return over
     started = time.time()
-    rec = await _recognize(state, image, options)
+    rec = await recognize(state, image, options)
     if not isinstance(rec, EngineError):
         rec = {**rec, "is_printed": False, "is_handwritten": True}
-    body = _shape("text", rec, options, request_id)
-    if _improve(options):
+    body = shape_body("text", rec, options, request_id)
+    if improve_mathpix(options):
         row = StoredResult(
             image_id=request_id,
             endpoint="/v3/strokes",
@@ -276,7 +276,7 @@ async def handle_strokes(state: ServerState, call: Call) -> Reply:
             request_args={k: v for k, v in options.items() if k != "strokes"},
             tags=call.tags,
         )
-        _store_result(call, row, body, rec, started, 0.0)
+        finish_row(call, row, body, rec, started, 0.0)
         call.store.results[request_id] = row
     return Reply(body)
 
@@ -299,7 +299,7 @@ async def handle_ocr_usage(state: ServerState, call: Call) -> Reply:
 
     Usage is account-wide (billing is global), so every region answers the same."""
     params = call.request.query_params
-    dates = _date_range(params)
+    dates = parse_date_range(params)
     if isinstance(dates, Reply):
         return dates
     lo, hi = dates

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ._core import Call, Reply, ServerState, _is_number, error
+from ._core import Call, Reply, ServerState, error, is_number
 
 
 def _expires_at(state: ServerState, expires_at: float) -> int | str:
@@ -26,7 +26,7 @@ async def handle_app_token_new(state: ServerState, call: Call) -> Reply:
         return error("json_syntax", "Request body must be a JSON object")
     strokes = bool(options.get("include_strokes_session_id", False))
     expires = options.get("expires", 300)
-    if not _is_number(expires):
+    if not is_number(expires):
         return error(
             "opts_number_required",
             "expires must be a number of seconds",
