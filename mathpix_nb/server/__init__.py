@@ -17,8 +17,9 @@ URI), ``GET /v3/ocr-results``, ``POST/GET/DELETE /v3/app-tokens``, ``POST /v3/pd
 ``GET /v3/converter/{id}``, ``GET /v3/pdf-results``, ``POST /v3/batch``,
 ``GET /v3/batch/{id}``, ``POST /v3/strokes`` (strokes are drawn into an image for the
 engine), ``GET /v3/ocr-usage`` (counts per usage type: image, image-async, pdf-page, strokes;
-account-wide). Local extras (no auth): ``GET /_local/health`` and
-``GET /_local/files/{name}`` (files published with ``server.host_file(...)``).
+account-wide). Local extras (no auth): ``GET /_local/health``,
+``GET /_local/files/{name}`` (files published with ``server.host_file(...)``) and
+``POST /_local/inbox/{name}`` (a callback sink: ``server.inbox_url()`` / ``server.inbox()``).
 
 Behaviour models (``LocalServer(...)`` keywords, changeable with ``server.configure``):
     ``latency_base`` + ``latency_per_kb`` (seconds per KB of image received) are slept
@@ -66,6 +67,10 @@ Open questions of the reference, and what this server does (option, default firs
     * Invalid ``region`` option: ``opts_value_out_of_range`` with ``name: "region"``.
     * Unreadable PDF: status ``error`` with ``error_info.id`` ``pdf_decode_error`` (encrypted:
       ``pdf_encrypted``). ``v3/latex`` defaults to ``formats=["latex_normal"]``.
+    * Batch ``callback``: once every image is done, one best-effort POST of
+      ``{"reply": {"batch_id", **reply}, "result": {key: body}, **body}`` with the callback's
+      ``headers`` (third-party description; Mathpix documents no payload). Callbacks of
+      ``v3/text`` async requests are validated but not delivered (payload undocumented).
     * Injected 5xx answers carry a small HTML body, as a gateway would; dropped connections
       close the socket without any response (clients see ``RemoteProtocolError``).
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import re
 import secrets
@@ -224,6 +225,19 @@ async def handle_file(state: ServerState, call: Call) -> Reply:
     return Reply(data, media_type=content_type)
 
 
+async def handle_inbox_post(state: ServerState, call: Call) -> Reply:
+    """A sink for callbacks (batch ``callback.post``), read back with ``server.inbox(name)``."""
+    try:
+        payload = json.loads(call.body) if call.body.strip() else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        payload = call.body.decode("utf-8", "replace")
+    headers = {k: v for k, v in call.request.headers.items()}
+    state.inbox.setdefault(call.request.path_params["name"], []).append(
+        {"json": payload, "headers": headers}
+    )
+    return Reply({"ok": True})
+
+
 async def handle_health(state: ServerState, call: Call) -> Reply:
     return Reply(
         {
@@ -270,6 +284,7 @@ SPECS: tuple[Spec, ...] = (
     Spec("/v3/batch/{batch_id}", "/v3/batch/{batch_id}", ("GET",), handle_batch_get, "keys"),
     Spec("/_local/files/{name}", "/_local/files/{name}", ("GET",), handle_file, "none"),
     Spec("/_local/health", "/_local/health", ("GET",), handle_health, "none"),
+    Spec("/_local/inbox/{name}", "/_local/inbox/{name}", ("POST",), handle_inbox_post, "none"),
 )
 
 

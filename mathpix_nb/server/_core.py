@@ -148,6 +148,7 @@ class ServerState:
         self.usage = Usage()
         self.concurrency = Concurrency()
         self.files: dict[str, tuple[bytes, str]] = {}
+        self.inbox: dict[str, list[dict[str, Any]]] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
         self._http: httpx.AsyncClient | None = None
         self.in_flight = 0  # OCR jobs holding a concurrency slot right now

@@ -7,6 +7,7 @@ import hashlib
 import html
 import io
 import json
+import logging
 import re
 import time
 import zipfile
@@ -14,6 +15,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+import httpx
 
 from ._bodies import finish_row, recognize, shape_body, text_body, text_of
 from ._core import (
@@ -39,6 +41,8 @@ from ._store import (
     StoredResult,
     iso,
 )
+
+logger = logging.getLogger("mathpix_nb.server")
 
 
 def _pdf_outputs(job: PdfJob) -> dict[str, bytes]:
@@ -438,6 +442,23 @@ async def _process_batch(
     async with anyio.create_task_group() as tg:
         for key, (src, options) in items.items():
             tg.start_soon(one, key, src, options)
+    if job.callback is not None:
+        await _deliver_callback(state, job)
+
+
+async def _deliver_callback(state: ServerState, job: BatchJob) -> None:
+    """POST the finished batch to ``callback.post``, best effort (Mathpix does not guarantee
+    delivery either). Payload: ``{"reply": {"batch_id", **callback.reply}, "result": {...},
+    **callback.body}`` (the shape third parties describe; not in Mathpix's docs)."""
+    callback = job.callback or {}
+    payload: dict[str, Any] = dict(callback.get("body") or {})
+    payload["reply"] = {"batch_id": str(job.batch_id), **(callback.get("reply") or {})}
+    payload["result"] = dict(job.results)
+    headers = {str(k): str(v) for k, v in (callback.get("headers") or {}).items()}
+    try:
+        await state.http.post(str(callback["post"]), json=payload, headers=headers, timeout=15)
+    except httpx.HTTPError as exc:
+        logger.warning("batch %s callback failed: %s", job.batch_id, exc.__class__.__name__)
 
 
 async def handle_batch_new(state: ServerState, call: Call) -> Reply:

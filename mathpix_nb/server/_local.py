@@ -269,6 +269,14 @@ class LocalServer:
         self._call_in_loop(self._state.files.__setitem__, key, (data, ctype))
         return f"{self.urls[region or self._regions[0]]}/_local/files/{quote(key)}"
 
+    def inbox_url(self, name: str = "default") -> str:
+        """A URL that accepts POSTs (e.g. a batch ``callback.post``); read them with ``inbox``."""
+        return f"{self.url}/_local/inbox/{quote(name)}"
+
+    def inbox(self, name: str = "default") -> list[dict[str, Any]]:
+        """What was POSTed to ``inbox_url(name)``: ``[{"json": ..., "headers": {...}}, ...]``."""
+        return list(self._state.inbox.get(name, []))
+
     def _call_in_loop(self, fn: Any, *args: Any) -> None:
         """Run ``fn`` on the server's loop (state is only touched there) and wait for it."""
         loop = self._loop

@@ -177,3 +177,25 @@ def test_page_ranges(server, http, keys):
     assert [p["page"] for p in lines["pages"]] == [1, 3, 4]
     bad = http.post("/v3/pdf", headers=keys, json={"url": "x", "page_ranges": "1-x"}).json()
     assert bad["error_info"]["id"] == "opts_value_out_of_range"
+
+
+def test_batch_callback_is_delivered(server, http, keys):
+    a = make_png(mark=5)
+    callback = {"post": server.inbox_url("hook"), "reply": {"job": "nightly"},
+                "headers": {"X-Secret-Hook": "abc"}}
+    r = http.post("/v3/batch", headers=keys, json={
+        "urls": {"a": data_uri(a)}, "ocr_behavior": "text", "callback": callback})
+    batch_id = r.json()["batch_id"]
+    deadline = time.monotonic() + 10
+    while not server.inbox("hook"):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    (delivery,) = server.inbox("hook")
+    assert delivery["json"]["reply"] == {"batch_id": str(batch_id), "job": "nightly"}
+    assert delivery["json"]["result"]["a"]["text"] == echo_text(a)
+    assert delivery["headers"]["x-secret-hook"] == "abc"
+    status = http.get(f"/v3/batch/{batch_id}", headers=keys).json()
+    assert status["callback"]["post"] == callback["post"]
+    bad = http.post("/v3/batch", headers=keys, json={
+        "urls": {"a": data_uri(a)}, "callback": {"post": "x", "reply": {"batch_id": 1}}})
+    assert bad.json()["error_info"]["id"] == "opts_bad_callback"
