@@ -182,6 +182,18 @@ def test_pdf_page_mode_uses_page_data(
     assert len({d.page_content for d in docs}) == 3  # each page has its own text
 
 
+def test_pdf_options_pass_through(
+    local_server: Any, creds: dict[str, Any], make_pdf: Any
+) -> None:
+    pdf = make_pdf("ranges.pdf", ["p one", "p two", "p three", "p four"])
+    docs = MathpixLoader(
+        pdf, mode="page", pdf_options={"page_ranges": "2-3"}, cache=False, **creds
+    ).load()
+    assert [d.metadata["page"] for d in docs] == [2, 3]  # real page numbers, not 1..n
+    assert {d.metadata["total_pages"] for d in docs} == {2}  # pages converted
+    assert "page 2" in docs[0].page_content and "page 3" in docs[1].page_content
+
+
 def test_pdf_from_bytes(local_server: Any, creds: dict[str, Any], make_pdf: Any) -> None:
     pdf = make_pdf("mem.pdf", ["in memory"])
     (doc,) = MathpixLoader(pdf.read_bytes(), cache=False, **creds).load()
