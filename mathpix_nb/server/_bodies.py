@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import io
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -193,9 +194,33 @@ def latex_body(
     return body
 
 
+# Pillow names of the formats Mathpix reads (anything OpenCV reads; GIF is not among them).
+SUPPORTED_FORMATS = frozenset(
+    {"JPEG", "MPO", "PNG", "BMP", "DIB", "JPEG2000", "WEBP", "PPM", "PFM", "TIFF", "SUN", "HDR"}
+)
+
+
+def unsupported_format(image: bytes) -> EngineError | None:
+    """``image_decode_error`` for bytes Mathpix would not decode (e.g. GIF, PDF, text)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(image)) as img:
+            fmt = img.format or "unknown"
+    except (UnidentifiedImageError, OSError, ValueError):
+        return EngineError("image_decode_error", "Cannot decode image data")
+    if fmt not in SUPPORTED_FORMATS:
+        return EngineError("image_decode_error", f"Unsupported image format {fmt}")
+    return None
+
+
 async def recognize(
     state: ServerState, image: bytes, options: Mapping[str, Any]
 ) -> dict[str, Any] | EngineError:
+    """Run the engine under the concurrency cap and latency model; errors become values."""
+    refused = unsupported_format(image)
+    if refused is not None:
+        return refused
     try:
         return await state.run_engine(
             state.engine.recognize, image, dict(options), upload_bytes=len(image)

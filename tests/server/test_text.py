@@ -58,12 +58,21 @@ def test_region_option_is_used_and_validated(http, keys, png):
 
 
 def test_ocr_errors_are_http_200_with_request_id(http, keys, png):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(png)).save(buffer, "GIF")
+    gif = buffer.getvalue()  # Pillow reads it, Mathpix (OpenCV) does not
     cases = [
         (http.post("/v3/text", headers=keys, json={}), "image_missing"),
         (http.post("/v3/text", headers={**keys, "content-type": "application/json"},
                    content=b"{nope"), "json_syntax"),
         (post_file(http, keys, b"not an image"), "image_decode_error"),
         (post_file(http, keys, make_png(blank=True)), "image_no_content"),
+        (post_file(http, keys, gif), "image_decode_error"),
+        (post_file(http, keys, b"%PDF-1.4 not an image"), "image_decode_error"),
         (post_file(http, keys, png, {"confidence_threshold": "high"}), "opts_number_required"),
         (post_file(http, keys, png, {"confidence_threshold": 2}), "opts_value_out_of_range"),
         (http.post("/v3/text", headers=keys, json={"src": "data:image/png;base64,@@@"}),
