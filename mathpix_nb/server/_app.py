@@ -34,6 +34,7 @@ from ._documents import (
     handle_pdf_get,
     handle_pdf_new,
     handle_pdf_results,
+    handle_pdf_stream,
 )
 from ._images import handle_latex, handle_ocr_results, handle_ocr_usage, handle_strokes, handle_text
 from ._store import (
@@ -270,6 +271,7 @@ SPECS: tuple[Spec, ...] = (
         "key",
     ),
     Spec("/v3/pdf", "/v3/pdf", ("POST",), handle_pdf_new, "keys", metered=True),
+    Spec("/v3/pdf/{pdf_id}/stream", "/v3/pdf/{pdf_id}/stream", ("GET",), handle_pdf_stream, "keys"),
     Spec("/v3/pdf/{name}", "/v3/pdf/{pdf_id}", ("GET",), handle_pdf_get, "keys"),
     Spec("/v3/pdf/{name}", "/v3/pdf/{pdf_id}", ("DELETE",), handle_pdf_delete, "keys"),
     Spec("/v3/pdf-results", "/v3/pdf-results", ("GET",), handle_pdf_results, "key"),

@@ -12,7 +12,7 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -22,7 +22,7 @@ import anyio.to_thread
 import httpx
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from ._config import ServerConfig
 from ._engines import Engine
@@ -94,6 +94,10 @@ class Reply:
         return None
 
     def response(self) -> Response:
+        if isinstance(self.body, AsyncIterator):
+            return StreamingResponse(
+                self.body, status_code=self.status, headers=self.headers, media_type=self.media_type
+            )
         if not isinstance(self.body, (bytes, str)):
             return JSONResponse(self.body, status_code=self.status, headers=self.headers)
         return Response(

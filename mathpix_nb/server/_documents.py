@@ -11,6 +11,7 @@ import logging
 import re
 import time
 import zipfile
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -298,6 +299,39 @@ async def handle_pdf_new(state: ServerState, call: Call) -> Reply:
     call.store.pdfs[pdf_id] = job
     state.spawn(_process_pdf(state, call, job, data, url if data is None else None, options))
     return Reply({"pdf_id": pdf_id})
+
+
+async def handle_pdf_stream(state: ServerState, call: Call) -> Reply:
+    """Server-sent events, one per finished page: ``{"version", "text", "page_idx",
+    "pdf_selected_len", "pdf_id"}``; needs ``"streaming": true`` at submission."""
+    pdf_id = call.request.path_params["pdf_id"]
+    job = call.store.pdfs.get(pdf_id)
+    if job is None:
+        return error("pdf_unknown_id", "PDF ID expired or isn't valid")
+    if not job.request_args.get("streaming"):
+        return error(
+            "pdf_streaming_not_enabled", 'Submit the PDF with "streaming": true to stream pages'
+        )
+
+    async def events() -> AsyncIterator[bytes]:
+        sent = 0
+        while True:
+            while sent < len(job.pages):
+                page = job.pages[sent]
+                sent += 1
+                message = {
+                    "version": page.get("version", "local"),
+                    "text": text_of(page, job.request_args),
+                    "page_idx": sent,
+                    "pdf_selected_len": job.num_pages,
+                    "pdf_id": job.pdf_id,
+                }
+                yield f"data: {json.dumps(message)}\n\n".encode()
+            if job.status in ("completed", "error"):
+                return
+            await anyio.sleep(0.02)
+
+    return Reply(events(), media_type="text/event-stream")
 
 
 def _split_pdf_name(name: str) -> tuple[str, str | None]:

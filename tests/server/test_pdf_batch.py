@@ -199,3 +199,27 @@ def test_batch_callback_is_delivered(server, http, keys):
     bad = http.post("/v3/batch", headers=keys, json={
         "urls": {"a": data_uri(a)}, "callback": {"post": "x", "reply": {"batch_id": 1}}})
     assert bad.json()["error_info"]["id"] == "opts_bad_callback"
+
+
+def test_pdf_stream_sends_one_event_per_page():
+    pdf = make_pdf(3)
+    sha = hashlib.sha256(pdf).hexdigest()[:12]
+    with LocalServer(pdf_step_delay=0.1) as srv, httpx.Client(base_url=srv.url) as http:
+        keys = srv.credentials()
+        pdf_id = http.post("/v3/pdf", headers=keys,
+                           files={"file": ("d.pdf", pdf, "application/pdf")},
+                           data={"options_json": json.dumps({"streaming": True})}).json()["pdf_id"]
+        events = []
+        with http.stream("GET", f"/v3/pdf/{pdf_id}/stream", headers=keys, timeout=30) as r:
+            assert r.headers["content-type"].startswith("text/event-stream")
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+        assert [e["page_idx"] for e in events] == [1, 2, 3]
+        assert {e["pdf_selected_len"] for e in events} == {3}
+        assert events[1]["text"] == f"echo pdf page 2 sha:{sha}"
+        assert all(e["pdf_id"] == pdf_id for e in events)
+        plain = http.post("/v3/pdf", headers=keys,
+                          files={"file": ("d.pdf", pdf, "application/pdf")}).json()["pdf_id"]
+        refused = http.get(f"/v3/pdf/{plain}/stream", headers=keys).json()
+        assert refused["error_info"]["id"] == "pdf_streaming_not_enabled"
