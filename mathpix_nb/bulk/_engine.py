@@ -274,6 +274,7 @@ class BulkRun:
         if job.result is not None:
             return
         job.result = result
+        job.run_tag = job.batch_tag = job.row_tag = None  # keep only what the output needs
         n = len(job.positions)
         if result[4] is not None:
             self.summary.failed += n
