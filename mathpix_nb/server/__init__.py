@@ -10,17 +10,18 @@ offline use (extra: ``pip install 'mathpix_nb[server]'``; the ``offline`` engine
 
 From a shell: ``mathpix-nb serve --port 8000 --engine offline --region global --region eu``.
 
-Endpoints (Mathpix v3, see ``../shared/mathpix-api.md``): ``POST /v3/text`` and
-``POST /v3/latex`` (multipart ``file`` + ``options_json``, or JSON ``src`` URL / ``data:``
-URI), ``GET /v3/ocr-results``, ``POST/GET/DELETE /v3/app-tokens``, ``POST /v3/pdf``,
-``GET/DELETE /v3/pdf/{id}``, ``GET /v3/pdf/{id}.{mmd,md,lines.json,...}``,
-``GET /v3/pdf/{id}/stream`` (server-sent events per page, with ``"streaming": true``;
-otherwise ``pdf_streaming_not_enabled``), ``GET /v3/converter/{id}``, ``GET /v3/pdf-results``, ``POST /v3/batch``,
-``GET /v3/batch/{id}``, ``POST /v3/strokes`` (strokes are drawn into an image for the
-engine), ``GET /v3/ocr-usage`` (counts per usage type: image, image-async, pdf-page, strokes;
-account-wide). Local extras (no auth): ``GET /_local/health``,
-``GET /_local/files/{name}`` (files published with ``server.host_file(...)``) and
-``POST /_local/inbox/{name}`` (a callback sink: ``server.inbox_url()`` / ``server.inbox()``).
+Endpoints (Mathpix v3, see ``../shared/mathpix-api.md``):
+    ``POST /v3/text`` and ``POST /v3/latex`` (multipart ``file`` + ``options_json``, or JSON
+    ``src`` URL / ``data:`` URI); ``GET /v3/ocr-results``; ``POST/GET/DELETE /v3/app-tokens``;
+    ``POST /v3/pdf``, ``GET/DELETE /v3/pdf/{id}``, ``GET /v3/pdf/{id}.{mmd,md,lines.json,...}``,
+    ``GET /v3/pdf/{id}/stream`` (server-sent events per page, with ``"streaming": true``;
+    otherwise ``pdf_streaming_not_enabled``), ``GET /v3/converter/{id}``,
+    ``GET /v3/pdf-results``; ``POST /v3/batch``, ``GET /v3/batch/{id}``; ``POST /v3/strokes``
+    (strokes are drawn into an image for the engine); ``GET /v3/ocr-usage`` (counts per usage
+    type: image, image-async, pdf-page, strokes; account-wide).
+    Local extras (no auth): ``GET /_local/health``, ``GET /_local/files/{name}`` (files
+    published with ``server.host_file(...)``) and ``POST /_local/inbox/{name}`` (a callback
+    sink: ``server.inbox_url()`` / ``server.inbox()``).
 
 Behaviour models (``LocalServer(...)`` keywords, changeable with ``server.configure``):
     ``latency_base`` + ``latency_per_kb`` (seconds per KB of image received) are slept

@@ -25,6 +25,9 @@ from PIL import Image, UnidentifiedImageError
 
 # Engines that use pdfium share this lock: pdfium is not thread-safe.
 _PDFIUM_LOCK = threading.Lock()
+# Loaded rapidocr models by parameters: [model or None, lock serialising its use].
+_MODELS: dict[str, list[Any]] = {}
+_MODELS_LOCK = threading.Lock()
 
 
 class EngineError(Exception):
@@ -176,8 +179,9 @@ class OfflineEngine:
     """Real text OCR with rapidocr 3.10 + onnxruntime (models ship inside the wheels).
 
     Plain text only: no offline math model exists, so results say ``math_recognition: false``
-    and ``version`` ends in ``(no math)``. The model loads once, lazily, and calls are
-    serialised (one engine, 2-core machines gain nothing from parallel inference).
+    and ``version`` ends in ``(no math)``. The model loads once per process (shared by every
+    engine with the same params), lazily, and calls are serialised: one model, and 2-core
+    machines gain nothing from parallel inference.
     """
 
     name = "offline"
@@ -194,8 +198,10 @@ class OfflineEngine:
     def __init__(self, params: Mapping[str, Any] | None = None, pdf_scale: float = 2.0) -> None:
         self.params = {**self.PARAMS, **(params or {})}
         self.pdf_scale = pdf_scale
-        self._ocr: Any = None
-        self._lock = threading.Lock()
+        # engines with the same params share one loaded model and its lock (per process)
+        key = repr(sorted(self.params.items()))
+        with _MODELS_LOCK:
+            self._slot = _MODELS.setdefault(key, [None, threading.Lock()])
         try:
             from importlib.metadata import version
 
@@ -204,8 +210,14 @@ class OfflineEngine:
             rapid = "unknown"
         self.version = f"offline-rapidocr-{rapid} (no math)"
 
+    @property
+    def _lock(self) -> threading.Lock:
+        lock: threading.Lock = self._slot[1]
+        return lock
+
     def _engine(self) -> Any:
-        if self._ocr is None:
+        """The loaded model (loads it on first use; call with ``self._lock`` held)."""
+        if self._slot[0] is None:
             try:
                 from rapidocr import RapidOCR
             except ImportError as exc:  # pragma: no cover - depends on the installed extra
@@ -213,8 +225,8 @@ class OfflineEngine:
                     "the offline engine needs rapidocr and onnxruntime: "
                     "pip install 'mathpix_nb[offline]'"
                 ) from exc
-            self._ocr = RapidOCR(params=dict(self.params))
-        return self._ocr
+            self._slot[0] = RapidOCR(params=dict(self.params))
+        return self._slot[0]
 
     def _read(self, img: Image.Image) -> dict[str, Any]:
         import numpy as np
