@@ -163,3 +163,18 @@ def test_bad_options_are_named():
         LocalServer(expired_token_mode="403")
     with pytest.raises(ValueError, match="engine"):
         LocalServer(engine="tesseract")
+
+
+def test_latency_model_grows_with_image_size():
+    small, big = make_png(32, 32), make_png(900, 900, mark=5)
+    with LocalServer(latency_base=0.05, latency_per_kb=0.02) as srv, \
+            httpx.Client(base_url=srv.url) as http:
+        keys = srv.credentials()
+        for data in (small, big):
+            http.post("/v3/text", headers=keys, json={"src": data_uri(data), "tags": ["lat"]})
+        items = http.get("/v3/ocr-results", headers=keys, params={"tags": "lat"}).json()
+        by_width = {i["result"]["image_width"]: i["duration"] for i in items["ocr_results"]}
+        # the server's own record of each job: at least base + per-KB of the image received
+        assert by_width[32] >= 0.05 + 0.02 * len(small) / 1024 - 0.001
+        assert by_width[900] >= 0.05 + 0.02 * len(big) / 1024 - 0.001
+        assert len(big) > 10 * len(small)
