@@ -134,6 +134,7 @@ class CropPanel(anywidget.AnyWidget):
         self._options = dict(options)
         self._keep_image = bool(keep_image)
         self._pool: ClientPool | None = None
+        self._last_error: BaseException | None = None
         self.formats = self._checked_formats(formats)
         try:
             self._pool = ClientPool(client, region=region)
@@ -189,6 +190,9 @@ class CropPanel(anywidget.AnyWidget):
         """
         result = self._run_ocr()
         if result is None:
+            exc, self._last_error = self._last_error, None
+            if exc is not None:
+                raise exc
             raise RuntimeError(self.error)
         return result
 
@@ -254,6 +258,7 @@ class CropPanel(anywidget.AnyWidget):
     # -- internals --------------------------------------------------------------------------
 
     def _fail(self, exc: BaseException) -> None:
+        self._last_error = exc
         secrets = self._pool.secrets() if self._pool is not None else []
         self.error = describe_error(exc, secrets)
         self.status = "error"

@@ -267,3 +267,12 @@ def test_every_ocr_request_passes_through_busy(panel: CropPanel, browser: Browse
     panel.load(make_png())
     browser.send({"type": "ocr"})
     assert seen == ["busy", "error", "busy", "error", "loading", "idle", "busy", "done"]
+
+
+def test_ocr_from_python_raises_the_real_error(panel: CropPanel) -> None:
+    with pytest.raises(ValueError, match="Load an image first"):
+        panel.ocr()
+    panel.load(make_png(240, 160))
+    panel.crop = [0, 0, 999, 10]
+    with pytest.raises(ValueError, match="outside the 240x160 image"):
+        panel.ocr()
