@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 FAULT_KINDS = ("http_5xx", "sys_exception", "drop", "slow", "token_expired")
@@ -97,7 +97,6 @@ class ServerConfig:
     max_pdf_bytes: int = 1024 * 1024 * 1024
     max_download_bytes: int = 10 * 1024 * 1024
     download_timeout: float = 15.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in (
