@@ -13,6 +13,7 @@ once here; the two clients only drive flows (see ``_client.py``).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping
@@ -69,6 +70,8 @@ Flow = Generator[Step, Any, T]
 Builder = Callable[[dict[str, str]], httpx.Request]
 
 USER_AGENT = f"mathpix_nb/{__version__}"
+# Retries are logged at DEBUG (method, path, cause, wait); never headers, bodies or secrets.
+_log = logging.getLogger("mathpix_nb")
 # Output extensions that always exist after a PDF completes (not conversion formats).
 _PDF_NATIVE = {"mmd", "lines.json", "lines.mmd.json"}
 
@@ -189,9 +192,12 @@ class ClientCore:
         attempt = 0
         while True:
             request = build()
+            response: httpx.Response | None = None
+            failure: Exception | None = None
             try:
                 response = yield request
             except httpx.TransportError as exc:
+                failure = exc
                 delay = self.retry.delay_after_exception(exc, attempt)
                 if delay is None:
                     raise self._transport_error(exc, request, attempt + 1) from exc
@@ -200,6 +206,20 @@ class ClientCore:
                 if delay is None:
                     return response
             attempt += 1
+            what = (
+                f"HTTP {response.status_code}"
+                if isinstance(response, httpx.Response)
+                else type(failure).__name__
+            )
+            _log.debug(
+                "retry %d/%d of %s %s after %s in %.2f s",
+                attempt,
+                self.retry.max_retries,
+                request.method,
+                request.url.path,
+                what,
+                delay,
+            )
             yield Sleep(delay)
 
     def ensure_token(self) -> Flow[AppToken]:

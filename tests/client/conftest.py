@@ -141,11 +141,15 @@ def error_text(exc: MathpixError) -> list[str]:
 class TokenEndpoint:
     """POST /token with ``Authorization: Bearer <secret>`` -> a Mathpix app token."""
 
-    def __init__(self, upstream: Any, secret: str, region: str = "global") -> None:
+    def __init__(
+        self, upstream: Any, secret: str, region: str = "global", busy_first: int = 0
+    ) -> None:
         self.upstream = upstream
         self.secret = secret
         self.region = region
+        self.busy_first = busy_first  # answer 429 + Retry-After to the first N calls
         self.calls = 0
+        self.refused = 0
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}/token"
 
@@ -159,6 +163,11 @@ class TokenEndpoint:
             if request.headers.get("authorization") != f"Bearer {self.secret}":
                 return JSONResponse({"error": "unauthorized"}, status_code=401)
             body = await request.json() if await request.body() else {}
+            if self.refused < self.busy_first:
+                self.refused += 1
+                return JSONResponse(
+                    {"error": "slow down"}, status_code=429, headers={"Retry-After": "0"}
+                )
             self.calls += 1
             async with httpx.AsyncClient() as client:
                 answer = await client.post(

@@ -17,6 +17,7 @@ from mathpix_nb import (
     AuthenticationError,
     ConfigurationError,
     ImageError,
+    InvalidRequestError,
     MathpixError,
     NotAllowedError,
     OcrError,
@@ -465,8 +466,9 @@ async def test_pdf_poll_deadline(make, srv):
         srv.configure(pdf_step_delay=0.05)
 
 
-async def test_no_secret_in_any_repr_or_error(make, srv):
-    """Keys and tokens never show in reprs or messages, whatever the auth mode."""
+async def test_no_secret_in_any_repr_error_or_log(make, srv, caplog):
+    """Keys and tokens never show in reprs, messages or logs, whatever the auth mode."""
+    caplog.set_level("DEBUG")
     token = await make(**keys(srv)).call("app_token", expires=60)
     clients = [
         make(**keys(srv)),
@@ -476,7 +478,7 @@ async def test_no_secret_in_any_repr_or_error(make, srv):
     texts = [repr(token), str(token)]
     srv.configure(faults=Faults(sys_exception=1.0))
     for api in clients:
-        fast(api, retries=0)
+        fast(api, retries=1)
         texts += [repr(api.client), repr(api.client.settings)]
         with pytest.raises(MathpixError) as info:
             await api.text(text_image())
@@ -484,4 +486,43 @@ async def test_no_secret_in_any_repr_or_error(make, srv):
         with pytest.raises(MathpixError) as info:
             await api.text(b"not an image")
         texts += error_text(info.value)
+    assert any("retry 1/1" in r.getMessage() for r in caplog.records)
+    texts += [r.getMessage() for r in caplog.records]
     scan_for_secrets(texts, [srv.app_key, token.app_token])
+
+
+async def test_token_endpoint_rate_limit_is_retried(make, srv):
+    with TokenEndpoint(srv, secret="s3cret-caller", busy_first=2) as endpoint:
+        api = make(
+            token_url=endpoint.url,
+            token_auth={"Authorization": "Bearer s3cret-caller"},
+            region_urls=srv.urls,
+        )
+        assert "echo" in (await api.text(text_image())).text
+        assert (endpoint.refused, endpoint.calls) == (2, 1)
+
+
+async def test_token_from_environment(make, srv, monkeypatch):
+    token = (await make(**keys(srv)).call("app_token", expires=60)).app_token
+    monkeypatch.setenv("MATHPIX_APP_TOKEN", token)
+    api = make(region_urls=srv.urls)
+    assert api.client.auth_mode == "app_token"
+    await api.text(text_image())
+    assert v3(srv)[-1].auth_mode == "app_token"
+
+
+async def test_too_large_requests_are_not_retried(make, srv):
+    buf = io.BytesIO()
+    text_image(1500, 1500).save(buf, "BMP")  # uncompressed: 6.75 MB
+    big = buf.getvalue()
+    assert len(big) > 5 * 1024 * 1024
+    api = fast(make(**keys(srv)))
+    with pytest.raises(InvalidRequestError, match="sys_request_too_large") as info:
+        await api.text(big, prepare=False)
+    assert "prepare=True" in str(info.value)
+    uri = "data:image/png;base64," + base64.b64encode(big[: 2 * 1024 * 1024]).decode()
+    with pytest.raises(InvalidRequestError, match="sys_request_too_large"):
+        await api.text(uri)
+    assert len(v3(srv)) == 2
+    # prepared (the default), the same pixels go through
+    assert "echo" in (await api.text(big)).text
