@@ -232,6 +232,7 @@ function render({ model, el: host }) {
       placeholder.style.display = "none";
       canvas.style.display = "block";
       fitCanvas();
+      renderStatus();
     };
     next.onerror = () => {
       URL.revokeObjectURL(url);
@@ -515,13 +516,6 @@ function render({ model, el: host }) {
   onModel("change:selected", renderHistory);
   onModel("change:engine_note", renderNote);
   onModel("change:offline", renderNote);
-  onModel("change:image_size", () => {
-    const size = model.get("image_size") || [];
-    if (size.length === 2 && img) {
-      [trueW, trueH] = size;
-      fitCanvas();
-    }
-  });
 
   renderNote();
   renderFormats();
