@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import anyio
-import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -37,9 +36,7 @@ from ._documents import (
     handle_pdf_stream,
 )
 from ._images import handle_latex, handle_ocr_results, handle_ocr_usage, handle_strokes, handle_text
-from ._store import (
-    RequestRecord,
-)
+from ._store import RequestRecord
 from ._tokens import handle_app_token_delete, handle_app_token_get, handle_app_token_new
 
 logger = logging.getLogger("mathpix_nb.server")

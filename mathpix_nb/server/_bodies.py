@@ -10,9 +10,7 @@ from typing import Any
 
 from ._core import Call, ServerState, envelope
 from ._engines import EngineError
-from ._store import (
-    StoredResult,
-)
+from ._store import StoredResult
 
 
 def _detections(rec: Mapping[str, Any]) -> dict[str, bool]:
