@@ -105,6 +105,26 @@ def _open_pdf(pdf: bytes) -> Any:
         raise EngineError("pdf_decode_error", "Cannot read the PDF") from exc
 
 
+def reading_order(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Top to bottom by rows (boxes whose vertical centre falls inside a row's span share
+    it), left to right within a row."""
+    rows: list[tuple[float, float, list[dict[str, Any]]]] = []
+    for line in sorted(lines, key=lambda li: min(p[1] for p in li["cnt"])):
+        top = min(p[1] for p in line["cnt"])
+        bottom = max(p[1] for p in line["cnt"])
+        centre = (top + bottom) / 2
+        if rows and rows[-1][0] <= centre <= rows[-1][1]:
+            row_top, row_bottom, members = rows[-1]
+            rows[-1] = (row_top, max(row_bottom, bottom), [*members, line])
+        else:
+            rows.append((top, bottom, [line]))
+    return [
+        line
+        for _, _, members in rows
+        for line in sorted(members, key=lambda li: min(p[0] for p in li["cnt"]))
+    ]
+
+
 class EchoEngine:
     """Deterministic, fast, no OCR: the text names the image it received.
 
@@ -245,8 +265,7 @@ class OfflineEngine:
         ):
             cnt = [[round(float(x)), round(float(y))] for x, y in box]
             lines.append({"text": str(text), "confidence": float(score), "cnt": cnt})
-        # reading order: top to bottom, then left to right
-        lines.sort(key=lambda line: (line["cnt"][0][1] // 10, line["cnt"][0][0]))
+        lines = reading_order(lines)
         scores = [line["confidence"] for line in lines]
         confidence = sum(scores) / len(scores) if scores else 0.0
         return {

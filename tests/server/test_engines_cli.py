@@ -146,3 +146,13 @@ def test_math_delimiters_follow_the_request():
         assert text() == "x \\( a^2 \\) and \\[ b \\]"
         assert text(math_inline_delimiters=["$", "$"],
                     math_display_delimiters=["$$", "$$"]) == "x $ a^2 $ and $$ b $$"
+
+
+def test_offline_reading_order_groups_rows():
+    from mathpix_nb.server._engines import reading_order
+
+    def line(text: str, x: int, y: int, h: int = 20) -> dict:
+        return {"text": text, "cnt": [[x, y], [x + 50, y], [x + 50, y + h], [x, y + h]]}
+
+    lines = [line("right", 300, 14), line("below", 10, 60), line("left", 10, 10, 24)]
+    assert [li["text"] for li in reading_order(lines)] == ["left", "right", "below"]
