@@ -289,7 +289,7 @@ def _normalize_mode(im: Image.Image) -> Image.Image:
 
         arr = np.asarray(im, dtype=np.float64)
         hi = float(arr.max()) if arr.size else 0.0
-        scale = 255.0 / hi if hi > 255 else 1.0
+        scale = 255.0 / hi if hi > 255 else (255.0 if mode == "F" and 0 < hi <= 1.0 else 1.0)
         if mode.startswith("I;16"):
             scale = 255.0 / 65535.0
         return Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), mode="L")
@@ -452,11 +452,11 @@ def prepare_image(
         and crop is None
         and fmt in API_FORMATS
         and im.mode in _PASS_MODES
-        and not _has_transparency(im)
         and orientation == 1
         and len(original) <= prep.target_bytes
         and max(im.width, im.height) <= prep.max_side
         and getattr(im, "n_frames", 1) == 1
+        and not _has_transparency(im)  # last: it decodes the (small) image
     ):
         return PreparedImage(
             data=original,
@@ -496,8 +496,8 @@ def prepare_image(
             f"Cannot decode {source}: {exc}. Fix: check that the file is a complete image.",
             source=source,
         ) from exc
-    if getattr(im, "n_frames", 1) > 1:
-        im.seek(0)  # animated GIF / multi-page TIFF: the first frame
+    if original is not None and getattr(im, "n_frames", 1) > 1:
+        im.seek(0)  # animated GIF / multi-page TIFF: the first frame (a PIL image: as given)
 
     # decoded size may be smaller than the header size (draft mode)
     decoded_scale = im.width / (upright_h if orientation in (5, 6, 7, 8) else upright_w)

@@ -261,3 +261,18 @@ def test_prepare_false_sends_files_as_they_are() -> None:
 def test_prepared_image_repr_has_no_bytes() -> None:
     prepared = prepare_image(text_image())
     assert "bytes" in repr(prepared) and "\\x" not in repr(prepared)
+
+
+def test_pil_image_opened_from_a_photo_is_turned_upright() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 8  # rotate 90 degrees counter-clockwise to view
+    data = encode(marker_image(400, 200), "JPEG", exif=exif.tobytes(), quality=95)
+    im = decode(prepare_image(Image.open(io.BytesIO(data)))).convert("L")
+    assert im.size == (200, 400)
+    assert im.getpixel((10, 390)) < 80  # raw top-left -> upright bottom-left
+
+
+def test_float_mode_image_in_unit_range_is_not_black() -> None:
+    im = Image.fromarray(np.full((20, 30), 0.9, dtype=np.float32), mode="F")
+    out = decode(prepare_image(im)).convert("L")
+    assert out.getpixel((0, 0)) > 200
