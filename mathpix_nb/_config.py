@@ -145,6 +145,11 @@ def _env(*names: str) -> str | None:
     return None
 
 
+def _named(region: str, urls: Mapping[str, str]) -> str:
+    """A region name: one of ``region_urls`` as given, else a known region (or its alias)."""
+    return region if region in urls else normalize_region(region)
+
+
 def _region_for_url(url: str, urls: Mapping[str, str]) -> str:
     for name, region_url in urls.items():
         if url.rstrip("/") == region_url.rstrip("/"):
@@ -179,9 +184,9 @@ def resolve_settings(
 
     if base_url:
         resolved_url = base_url
-        resolved_region = normalize_region(region) if region else _region_for_url(base_url, urls)
+        resolved_region = _named(region, urls) if region else _region_for_url(base_url, urls)
     elif region:
-        resolved_region = normalize_region(region)
+        resolved_region = _named(region, urls)
         resolved_url = urls[resolved_region]
     elif _env("MATHPIX_URL"):
         resolved_url = _env("MATHPIX_URL") or ""
