@@ -41,6 +41,7 @@ import socket
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,18 +78,23 @@ def default_journal_path() -> Path:
     return Path(home) / "journal.sqlite3"
 
 
-def _owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+# Owners (``host:pid:instance``) of the Journal objects open in this process.
+_LIVE_OWNERS: set[str] = set()
+
+
+def _new_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def process_alive(owner: str | None) -> bool:
-    """True if ``owner`` (``host:pid`` from :attr:`JournalEntry.owner`) is a live local process.
+    """True if ``owner`` (``host:pid:instance`` from :attr:`JournalEntry.owner`) is still at work.
 
-    A process on another host is assumed alive (we cannot tell).
+    In this process: its Journal is still open (two runs in two threads are told apart).
+    Elsewhere on this host: its process exists. On another host: assumed alive.
     """
-    if not owner or ":" not in owner:
+    if not owner or owner.count(":") < 1:
         return False
-    host, _, pid_s = owner.rpartition(":")
+    host, pid_s, *_ = owner.split(":")
     if host != socket.gethostname():
         return True
     try:
@@ -96,7 +102,7 @@ def process_alive(owner: str | None) -> bool:
     except ValueError:
         return False
     if pid == os.getpid():
-        return True
+        return owner in _LIVE_OWNERS
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -169,7 +175,8 @@ class Journal:
             self._conn.execute("PRAGMA synchronous=NORMAL")
         with self._lock:
             self._conn.executescript(_SCHEMA)
-        self.owner = _owner_id()
+        self.owner = _new_owner()
+        _LIVE_OWNERS.add(self.owner)
 
     # -- keys ------------------------------------------------------------------------------
 
@@ -276,7 +283,7 @@ class Journal:
         return True
 
     def adopt(self, key: str) -> None:
-        """Take over ownership of an existing entry (e.g. a dead run's ``submitting`` job)."""
+        """Take over an existing entry (e.g. the ``submitting`` job of a run that died)."""
         self._update(key, owner=self.owner)
 
     def submitted(self, key: str, request_id: str, *, run_tag: str | None = None,
@@ -334,6 +341,7 @@ class Journal:
             self._conn.execute("DELETE FROM jobs WHERE key = ?", (key,))
 
     def close(self) -> None:
+        _LIVE_OWNERS.discard(self.owner)
         with self._lock:
             self._conn.close()
 

@@ -18,6 +18,10 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+async def _as_coroutine(make_coro: Callable[[], Awaitable[T]]) -> T:
+    return await make_coro()
+
+
 def run_blocking(
     make_coro: Callable[[], Awaitable[T]],
     *,
@@ -36,7 +40,7 @@ def run_blocking(
         loop = asyncio.new_event_loop()
         try:
             asyncio.set_event_loop(loop)
-            task = loop.create_task(make_coro())  # type: ignore[arg-type]
+            task: asyncio.Task[Any] = loop.create_task(_as_coroutine(make_coro))
             box["loop"], box["task"] = loop, task
             started.set()
             box["value"] = loop.run_until_complete(task)

@@ -519,8 +519,8 @@ class BulkRun:
                 self._fail(job, exc.error_id, exc.message, exc.request_id)
                 return
             if not self.async_mode:
-                rid = body.get("request_id")
-                self.journal.done(job.key, body, request_id=rid, source=job.source)
+                self.journal.done(job.key, body, request_id=body.get("request_id"),
+                                  source=job.source)
                 self._finish(job, result_from_body(body))
                 return
             job.request_id = rid

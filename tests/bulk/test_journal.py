@@ -78,6 +78,16 @@ def test_submitting_job_of_a_dead_process_can_be_reclaimed(tmp_path: Path) -> No
         assert j.get("k").attempts == 2
 
 
+def test_a_closed_journal_in_this_process_counts_as_a_dead_run(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    first, second = Journal(path), Journal(path)
+    assert first.claim("k")
+    assert not second.claim("k")  # the first run is alive (its journal is open)
+    first.close()                 # e.g. the cell was interrupted and the run ended
+    assert second.claim("k")
+    second.close()
+
+
 def test_transient_failure_releases_the_job(tmp_path: Path) -> None:
     with Journal(tmp_path / "j.sqlite3") as j:
         j.claim("k")
@@ -88,8 +98,7 @@ def test_transient_failure_releases_the_job(tmp_path: Path) -> None:
 def test_concurrent_claims_have_one_winner(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite3"
     journals = [Journal(path) for _ in range(8)]
-    for i, j in enumerate(journals):  # pretend each connection is a live process elsewhere
-        j.owner = f"other-host:{i + 1}"
+    # eight open journals = eight live runs in this process
     wins: list[bool] = []
     barrier = threading.Barrier(len(journals))
 
