@@ -526,3 +526,33 @@ async def test_too_large_requests_are_not_retried(make, srv):
     assert len(v3(srv)) == 2
     # prepared (the default), the same pixels go through
     assert "echo" in (await api.text(big)).text
+
+
+async def test_sync_client_is_safe_across_threads(srv):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mathpix_nb import Mathpix
+
+    with Mathpix(**keys(srv), use_app_tokens=True) as client, ThreadPoolExecutor(8) as pool:
+        texts = list(pool.map(lambda i: client.text(text_image(label=f"t{i}")).text, range(24)))
+    assert len(set(texts)) == 24
+    assert all(r.ok for r in v3(srv))
+    assert len(v3(srv, "/v3/app-tokens")) <= 8  # cached; at worst one fetch per thread
+
+
+async def test_result_filters_are_sent_as_the_api_expects(make, srv):
+    from datetime import datetime, timedelta, timezone
+
+    api = make(**keys(srv))
+    tag = uuid.uuid4().hex
+    request_id = await api.call("submit", text_image(), tags=[tag, "second"])
+    now = datetime.now(timezone.utc)
+    found = await api.results(
+        tags=[tag, "second"],
+        is_printed=True,
+        from_date=now - timedelta(minutes=5),
+        to_date=now + timedelta(minutes=5),
+    )
+    assert [item["image_id"] for item in found] == [request_id]
+    assert await api.results(tags=[tag], is_handwritten=True) == []
+    assert [i["image_id"] for i in await api.results(request_id=request_id)] == [request_id]
