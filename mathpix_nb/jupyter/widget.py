@@ -112,6 +112,7 @@ class CropPanel(anywidget.AnyWidget):
     error = traitlets.Unicode("").tag(sync=True)
     result_html = traitlets.Unicode("").tag(sync=True)
     result_raw = traitlets.List(traitlets.Dict(), default_value=[]).tag(sync=True)
+    result_meta = traitlets.Unicode("").tag(sync=True)
     history = traitlets.List(traitlets.Dict(), default_value=[]).tag(sync=True)
     selected = traitlets.Int(-1).tag(sync=True)
 
@@ -359,10 +360,30 @@ class CropPanel(anywidget.AnyWidget):
         if not 0 <= index < len(self._results):
             return
         result = self._results[index]
+        entry = next((h for h in self.history if h.get("index") == index), {})
         with self.hold_sync():
             self.selected = index
             self.result_html = render_result_html(result)
             self.result_raw = _raw_outputs(result)
+            self.result_meta = _meta(result, entry)
+
+
+def _meta(result: Any, entry: dict[str, Any]) -> str:
+    """One line under the result: which snip, where it was read, how sure the engine was."""
+    parts = [f"#{entry.get('index', 0) + 1} {entry.get('name', '')}".strip()]
+    crop = entry.get("crop") or []
+    parts.append(f"box {crop[2]}×{crop[3]} at ({crop[0]}, {crop[1]})" if crop else "whole image")
+    if entry.get("rotation"):
+        parts.append(f"rotated {entry['rotation']}°")
+    if entry.get("region"):
+        parts.append(f"region {entry['region']}")
+    confidence = getattr(result, "confidence", None)
+    if confidence is not None:
+        parts.append(f"confidence {confidence:.2f}")
+    request_id = getattr(result, "request_id", None)
+    if request_id:
+        parts.append(f"request {request_id}")
+    return " · ".join(parts)
 
 
 def _summary(result: Any) -> str:

@@ -67,10 +67,12 @@ class MathEcho(EchoEngine):
 
 
 # A local Mathpix-compatible server: nothing leaves this machine.
-server = LocalServer(engine=MathEcho()).start()
-client = Mathpix(app_id=server.app_id, app_key=server.app_key, base_url=server.url)
+# Two regions, and a little latency so the busy state can be seen.
+server = LocalServer(engine=MathEcho(), regions=("global", "eu"), latency_base=0.5).start()
+auth = dict(app_id=server.app_id, app_key=server.app_key, region_urls=server.urls)
+clients = {"global": Mathpix(region="global", **auth), "eu": Mathpix(region="eu", **auth)}
 """
-PANEL_CELL = "panel = CropPanel(client=client)\npanel"
+PANEL_CELL = "panel = CropPanel(client=clients)\npanel"
 
 
 def _free_port() -> int:
@@ -260,8 +262,14 @@ def test_drag_a_box_and_ocr_in_jupyterlab(jupyterlab: tuple[str, Path], tmp_path
             assert abs(w - 900) <= 4 and abs(h - 275) <= 4, crop
 
             page.locator(".mpx-ocr").click()
+            # Busy while the kernel waits for the server: the button says so and is disabled.
+            page.locator(".mpx-panel.mpx-busy").wait_for(timeout=30_000)
+            assert page.locator(".mpx-ocr").is_disabled()
             rendered = page.locator(".mpx-rendered")
             rendered.filter(has_text=f"echo {w}x{h} sha:").wait_for(timeout=60_000)
+            assert page.locator(".mpx-ocr").is_enabled()
+            meta = page.locator(".mpx-meta").inner_text()
+            assert f"box {w}×{h} at ({x}, {y})" in meta and "region global" in meta
             raw = page.locator(".mpx-raw[data-format=text] .mpx-raw-text").inner_text()
             assert raw.startswith(f"echo {w}x{h} sha:")
             assert "\\frac{a}{b}" in raw  # the raw Mathpix Markdown keeps the TeX
@@ -320,8 +328,12 @@ def test_drag_a_box_and_ocr_in_jupyterlab(jupyterlab: tuple[str, Path], tmp_path
             # Rotated by 90°, the whole image is 160 wide and 340 high, and so is what is sent.
             page.locator(".mpx-rotate-right").click()
             page.wait_for_function(WHOLE_IMAGE_IS, arg="0,0,160,340")
+            # ...read in the EU region this time.
+            page.locator(".mpx-region").select_option("eu")
             page.locator(".mpx-ocr").click()
             rendered.filter(has_text="echo 160x340 sha:").wait_for(timeout=60_000)
+            meta = page.locator(".mpx-meta").inner_text()
+            assert "rotated 90°" in meta and "region eu" in meta
 
             page.screenshot(path=str(ARTIFACTS / "crop_panel_jupyterlab_history.png"))
 

@@ -69,6 +69,7 @@ def test_box_dragged_in_the_browser_is_the_box_sent(panel: CropPanel, browser: B
     assert panel.status == "done", panel.error
     assert panel.result.text.startswith("echo 100x50 ")
     assert panel.history[-1]["crop"] == [10, 20, 100, 50]
+    assert "box 100×50 at (10, 20)" in panel.result_meta
 
 
 def test_crop_is_cut_from_the_real_pixels_not_the_preview(
@@ -221,6 +222,7 @@ def test_region_choice_picks_the_client(local_server: Any, png_bytes: bytes) -> 
         browser.send({"type": "ocr"})
     assert widget.status == "done", widget.error
     assert [r.region for r in local_server.log] == ["eu"]
+    assert "region eu" in widget.result_meta
 
 
 def test_state_never_holds_key_or_image_unless_asked(

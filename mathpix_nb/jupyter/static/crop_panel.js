@@ -114,7 +114,8 @@ function render({ model, el: host }) {
   const rendered = el("div", "mpx-rendered");
   renderedBox.append(rendered);
   const rawBox = el("div", "mpx-raw-box");
-  results.append(renderedBox, rawBox);
+  const meta = el("div", "mpx-meta");
+  results.append(renderedBox, rawBox, meta);
 
   const historyBox = el("div", "mpx-history");
 
@@ -303,6 +304,7 @@ function render({ model, el: host }) {
 
   function renderResult() {
     rendered.innerHTML = model.get("result_html") || ""; // HTML built and escaped in Python
+    meta.textContent = model.get("result_meta") || "";
     typeset(rendered);
     rawBox.replaceChildren();
     const raw = model.get("result_raw") || [];
@@ -512,6 +514,7 @@ function render({ model, el: host }) {
   onModel("change:region", renderRegions);
   onModel("change:result_html", renderResult);
   onModel("change:result_raw", renderResult);
+  onModel("change:result_meta", renderResult);
   onModel("change:history", renderHistory);
   onModel("change:selected", renderHistory);
   onModel("change:engine_note", renderNote);
