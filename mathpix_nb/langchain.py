@@ -21,6 +21,7 @@ import glob as _glob
 import hashlib
 import os
 import re
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -458,6 +459,7 @@ class _Engine:
         self.max_concurrency = max_concurrency
         self.cache = cache
         self._journal: Journal | None = None
+        self._journal_lock = threading.Lock()
 
     # -- configuration checks ----------------------------------------------------------------
 
@@ -516,9 +518,10 @@ class _Engine:
         return ("mmd", "lines.json")
 
     def journal(self) -> Journal | None:
-        if self._journal is None and self.cache is not False:
-            self._journal = _open_journal(self.cache)
-        return self._journal
+        with self._journal_lock:  # worker threads of alazy_load may race to open it
+            if self._journal is None and self.cache is not False:
+                self._journal = _open_journal(self.cache)
+            return self._journal
 
     def close_journal(self) -> None:
         """Close a journal we opened (one the caller passed in stays open)."""
