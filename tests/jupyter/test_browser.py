@@ -292,7 +292,8 @@ def test_drag_a_box_and_ocr_in_jupyterlab(jupyterlab: tuple[str, Path], tmp_path
                 ".textContent === 'Copied'"
             )
             assert page.evaluate("() => navigator.clipboard.readText()") == raw
-            page.screenshot(path=str(shot), full_page=True)
+            panel.scroll_into_view_if_needed()
+            panel.screenshot(path=str(shot))
 
             # Enter in the panel OCRs too (a second snip of the whole image after a click).
             canvas.dblclick()
@@ -335,7 +336,7 @@ def test_drag_a_box_and_ocr_in_jupyterlab(jupyterlab: tuple[str, Path], tmp_path
             meta = page.locator(".mpx-meta").inner_text()
             assert "rotated 90°" in meta and "region eu" in meta
 
-            page.screenshot(path=str(ARTIFACTS / "crop_panel_jupyterlab_history.png"))
+            panel.screenshot(path=str(ARTIFACTS / "crop_panel_jupyterlab_history.png"))
 
             # Saved by JupyterLab with widget state on: results kept, no image bytes.
             page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
