@@ -395,15 +395,10 @@ def _pdf_documents(
 
 
 def _pdf_engine(result: Any) -> str | None:
-    for attr in ("version", "engine"):
-        value = getattr(result, attr, None)
-        if isinstance(value, str):
-            return value
-    for holder in ("status_info", "raw", "status_body"):
-        body = getattr(result, holder, None)
-        if isinstance(body, Mapping) and isinstance(body.get("version"), str):
-            return body["version"]
-    return None
+    """The engine ``version`` from the PDF status answer, when the API reports one."""
+    raw = getattr(result, "raw", None)
+    version = raw.get("version") if isinstance(raw, Mapping) else None
+    return version if isinstance(version, str) else None
 
 
 def _error_document(item: _Item, exc: BaseException, region: str | None) -> Document:
