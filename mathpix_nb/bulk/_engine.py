@@ -261,7 +261,7 @@ class BulkRun:
     def _key(self, content_sha: str) -> str:
         return Journal.make_key(
             content_sha, self.options, region=self.region, crop=self.crop,
-            extra={"prep": repr(self.prep), "mode": "async" if self.async_mode else "sync"},
+            extra={"prep": repr(self.prep)},  # sync and async results are interchangeable
         )
 
     # -- bookkeeping -----------------------------------------------------------------------

@@ -240,3 +240,15 @@ def test_numpy_and_journal_path_argument(local_server, tmp_path: Path) -> None:
     assert out.loc[0, "ocr_text"].startswith("echo 6x6")
     with Journal(journal) as j:
         assert j.counts() == {"done": 1}
+
+
+def test_progress_bar_and_summary_line(local_server, make_images,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    paths = make_images(4)
+    out = ocr_frame(pd.DataFrame({"p": [*paths, None]}), "p", client=client_for(local_server),
+                    poll_interval=0.02)
+    captured = capsys.readouterr()
+    assert "mathpix OCR" in captured.err and "5/5" in captured.err  # tqdm in a terminal
+    assert "4 done, 0 cached, 1 failed, 0 retried" in captured.out  # the summary at the end
+    assert local_server.app_key not in captured.out + captured.err
+    assert out["ocr_text"].notna().sum() == 4
