@@ -120,3 +120,9 @@ def test_unload_removes_the_magics(ip: Any) -> None:
     assert ip.find_cell_magic("mathpix") is None
     ip.run_line_magic("load_ext", "mathpix_nb")
     assert ip.find_line_magic("mathpix") is not None
+
+
+def test_crop_of_an_image_given_by_url_is_cut_in_the_kernel(ip: Any, local_server: Any) -> None:
+    url = local_server.host_file(make_png(300, 200), name="page.png")
+    result = ip.run_line_magic("mathpix", f"{url} --client client --crop 0,20,150,70")
+    assert result.text.startswith("echo 150x70 ")

@@ -278,3 +278,14 @@ def test_ocr_from_python_raises_the_real_error(panel: CropPanel) -> None:
     panel.crop = [0, 0, 999, 10]
     with pytest.raises(ValueError, match="outside the 240x160 image"):
         panel.ocr()
+
+
+def test_url_typed_in_the_panel_is_downloaded_by_the_kernel_and_cropped(
+    panel: CropPanel, browser: Browser, local_server: Any
+) -> None:
+    url = local_server.host_file(make_png(300, 200), name="hosted.png")
+    browser.send({"type": "load", "source": url})
+    assert panel.image_name.endswith("hosted.png") and panel.image_size == [300, 200]
+    browser.set(crop=[5, 25, 120, 60])
+    browser.send({"type": "ocr"})
+    assert panel.result.text.startswith("echo 120x60 ")
