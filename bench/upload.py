@@ -25,11 +25,16 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
 
+import httpx
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from mathpix_nb import ImagePrep, Mathpix, prepare_image
+
+T = TypeVar("T")
 
 # The reference for OCR: upright, full resolution, near-lossless (must fit the 5 MB body limit).
 REFERENCE = ImagePrep(target_bytes=4_500_000, max_side=1 << 30, min_side=1 << 30, jpeg_quality=95)
@@ -53,7 +58,7 @@ def _text_block(
     y: int,
     lines: list[str],
     size: int,
-    fill: object,
+    fill: Any,
     spacing: float = 1.6,
 ) -> None:
     for i, line in enumerate(lines):
@@ -156,6 +161,7 @@ def multipart_size(client: Mathpix, image: object, prepare: object) -> int:
     step = next(flow)
     while isinstance(step, Compute):
         step = flow.send(step.func())
+    assert isinstance(step, httpx.Request)
     return len(step.read())
 
 
@@ -164,8 +170,8 @@ def base64_json_size(data: bytes, content_type: str) -> int:
     return len(json.dumps({"src": uri}).encode())
 
 
-def best_of(n: int, fn: Callable[[], object]) -> tuple[float, object]:
-    best, value = float("inf"), None
+def best_of(n: int, fn: Callable[[], T]) -> tuple[float, T]:
+    best, value = float("inf"), fn()
     for _ in range(n):
         started = time.perf_counter()
         value = fn()
@@ -193,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     totals = dict(orig=0, ours=0, asis=0, b64=0, prep=0.0)
     for case in cases:
         content_type = "image/jpeg" if case.name.endswith(".jpg") else "image/png"
-        prep_s, prepared = best_of(3, lambda c=case: prepare_image(c.data))
+        prep_s, prepared = best_of(3, partial(prepare_image, case.data))
         ours = multipart_size(client, prepared, None)
         asis = multipart_size(client, case.data, False)
         b64 = base64_json_size(case.data, content_type)
@@ -273,14 +279,14 @@ def main(argv: list[str] | None = None) -> int:
             found = sum(1 for w in expected if w in set(w_ours))
             same = w_full == w_ours
             unchanged_all &= same
-            asis = "-"
+            as_is = "-"
             if case.kind == "photo":
                 # the file as is: the API ignores EXIF, so a sideways photo stays sideways
                 w_asis = set(words(ocr.text(case.data, prepare=False).text))
-                asis = f"{sum(1 for w in expected if w in w_asis)}/{len(expected)}"
+                as_is = f"{sum(1 for w in expected if w in w_asis)}/{len(expected)}"
             print(
                 f"{case.name:<18} {len(w_full):>10} {len(w_ours):>10} "
-                f"{found:>7}/{len(expected):<7}  {'yes' if same else 'NO':<9}  {asis:>18}"
+                f"{found:>7}/{len(expected):<7}  {'yes' if same else 'NO':<9}  {as_is:>18}"
             )
             if not same:
                 print(f"   full: {' '.join(w_full)}\n   ours: {' '.join(w_ours)}")

@@ -63,7 +63,7 @@ _ORIENTATION_TAG = 0x0112
 
 def _register_heif() -> bool:
     try:
-        from pillow_heif import register_heif_opener  # type: ignore[import-not-found]
+        from pillow_heif import register_heif_opener  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return False
     register_heif_opener()
@@ -141,7 +141,7 @@ def describe_source(image: Any) -> str:
             return safe_url(image) or image
         return image
     if isinstance(image, os.PathLike):
-        return os.fspath(image)  # type: ignore[return-value]
+        return str(os.fspath(image))
     if isinstance(image, bytes | bytearray | memoryview):
         return f"<{len(image)} bytes>"
     if isinstance(image, Image.Image):
@@ -300,7 +300,7 @@ def _normalize_mode(im: Image.Image) -> Image.Image:
 
 def _extrema(band: Image.Image) -> tuple[float, float]:
     """(min, max) of a single-band image."""
-    low, high = band.getextrema()  # type: ignore[misc]
+    low, high = band.getextrema()
     return float(low), float(high)  # type: ignore[arg-type]
 
 

@@ -129,8 +129,9 @@ class LatexResult:
     raw: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
 
-    def _get(self, key: str) -> Any:
-        return self.raw.get(key)
+    def _get(self, key: str) -> str | None:
+        value = self.raw.get(key)
+        return None if value is None else str(value)
 
     @property
     def latex_styled(self) -> str | None:
