@@ -291,6 +291,14 @@ def error_for(
         cls = OcrError
     elif (error_id or "").startswith(("pdf_", "cnv_")):
         cls = PdfError
+    elif status_code == 404:
+        cls, fix = (
+            InvalidRequestError,
+            (
+                "the endpoint or id was not found; check base_url (the host only, e.g. "
+                "https://api.mathpix.com, without /v3) and the id"
+            ),
+        )
     elif status_code is not None and 400 <= status_code < 500:
         cls = InvalidRequestError
     else:

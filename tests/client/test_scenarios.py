@@ -556,3 +556,10 @@ async def test_result_filters_are_sent_as_the_api_expects(make, srv):
     assert [item["image_id"] for item in found] == [request_id]
     assert await api.results(tags=[tag], is_handwritten=True) == []
     assert [i["image_id"] for i in await api.results(request_id=request_id)] == [request_id]
+
+
+async def test_wrong_base_url_path_says_how_to_fix(make, srv):
+    api = make(app_id=srv.app_id, app_key=srv.app_key, base_url=srv.url + "/v3")
+    with pytest.raises(InvalidRequestError, match="without /v3") as info:
+        await api.text(text_image())
+    assert info.value.status_code == 404
