@@ -66,6 +66,19 @@ def _fetch(url: str) -> bytes:
     return b"".join(chunks)
 
 
+def _data_uri(uri: str) -> bytes:
+    import base64
+    import binascii
+
+    header, _, payload = uri.partition(",")
+    if not header.endswith(";base64"):
+        raise _bad(uri[:40], "Only base64 data: URIs are supported (data:image/png;base64,...).")
+    try:
+        return base64.b64decode(payload, validate=False)
+    except (binascii.Error, ValueError):
+        raise _bad(uri[:40], "The data: URI is not valid base64.") from None
+
+
 def _raw_bytes(source: Any, name: str | None) -> tuple[bytes, str]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), name or "image"
@@ -78,6 +91,8 @@ def _raw_bytes(source: Any, name: str | None) -> tuple[bytes, str]:
         return bytes(data), name or Path(str(getattr(source, "name", "image"))).name
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
+        if isinstance(text, str) and text.startswith("data:"):
+            return _data_uri(text), name or "image"
         if isinstance(text, str) and text.startswith(("http://", "https://")):
             tail = text.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
             return _fetch(text), name or tail or "image"

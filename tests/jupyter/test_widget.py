@@ -289,3 +289,9 @@ def test_url_typed_in_the_panel_is_downloaded_by_the_kernel_and_cropped(
     browser.set(crop=[5, 25, 120, 60])
     browser.send({"type": "ocr"})
     assert panel.result.text.startswith("echo 120x60 ")
+
+
+def test_data_uri_can_be_loaded(panel: CropPanel) -> None:
+    uri = "data:image/png;base64," + base64.b64encode(make_png(64, 32)).decode()
+    panel.load(uri)
+    assert panel.image_size == [64, 32]
