@@ -279,7 +279,7 @@ def error_for(
     fix = ""
     if error_id in _BY_ID:
         cls, fix = _BY_ID[error_id]
-    elif status_code == 401:
+    elif status_code in (401, 403):
         cls, fix = AuthenticationError, _BY_ID["http_unauthorized"][1]
     elif status_code == 429:
         cls, fix = RateLimitError, _BY_ID["http_max_requests"][1]

@@ -22,3 +22,20 @@ def test_demo_runs_offline_and_reads_the_samples(capsys: pytest.CaptureFixture[s
     assert "Homework 2" in out
     assert "Lecture notes" in out and "quadratic formula" in out
     assert out.count("confidence") >= 3
+
+
+def test_demo_uses_the_api_when_credentials_are_set(
+    server: object, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With MATHPIX_APP_ID/KEY (here pointed at the local echo server) no offline notice."""
+    monkeypatch.setenv("MATHPIX_APP_ID", server.app_id)  # type: ignore[attr-defined]
+    monkeypatch.setenv("MATHPIX_APP_KEY", server.app_key)  # type: ignore[attr-defined]
+    monkeypatch.setenv("MATHPIX_URL", server.url)  # type: ignore[attr-defined]
+    assert demo.main([]) == 0
+    out = capsys.readouterr().out
+    assert "Using the Mathpix API at http://127.0.0.1" in out and "OFFLINE" not in out
+    assert out.count("| echo ") == len(demo.sample_images())
+    # the photo is stored sideways (portrait pixels + EXIF); it must arrive upright (landscape)
+    photo_line = out.split("phone_photo.jpg")[1].splitlines()[2]
+    width, height = (int(v) for v in photo_line.split()[2].split("x"))
+    assert width > height
