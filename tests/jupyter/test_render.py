@@ -53,3 +53,17 @@ def test_blocks_headings_lists_code() -> None:
 def test_dollar_amounts_in_prose_do_not_swallow_text_across_lines() -> None:
     out = markdown_to_html("costs $5\nand $6")
     assert "costs $5" in out and "and $6" in out
+
+
+def test_show_offers_html_markdown_and_text(client: object, png_bytes: bytes) -> None:
+    from IPython.utils.capture import capture_output
+
+    from mathpix_nb.jupyter import show
+
+    result = client.text(png_bytes)  # type: ignore[attr-defined]
+    with capture_output() as captured:
+        show(result)
+    (output,) = captured.outputs
+    assert output.data["text/markdown"] == result.markdown()
+    assert result.text in output.data["text/html"]
+    assert output.data["text/plain"].startswith("OcrResult(")
