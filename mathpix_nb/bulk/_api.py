@@ -69,10 +69,11 @@ class Failed(Exception):
 
 def core_of(client: Any) -> Any:
     """The ``ClientCore`` of a ``Mathpix``/``AsyncMathpix`` (a new client from the env if None)."""
-    if client is None:
-        from .._client import Mathpix
+    if client is None:  # settings from the environment; no HTTP client needed for that
+        from .._config import resolve_settings
+        from .._protocol import ClientCore
 
-        client = Mathpix()
+        return ClientCore(resolve_settings())
     core = getattr(client, "_core", None)
     if core is None:
         raise TypeError(f"client must be a mathpix_nb.Mathpix or AsyncMathpix, got "

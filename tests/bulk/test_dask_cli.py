@@ -112,3 +112,11 @@ def test_dispatcher_runs_bulk_cli(server_env, make_images, tmp_path: Path) -> No
                           env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert pd.read_csv(out)["ocr_text"].str.startswith("echo").all()
+
+
+def test_cli_without_credentials_says_how_to_fix(make_images,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    paths = make_images(1)
+    assert cli.main([paths[0], "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "MATHPIX_APP_ID" in err and "Traceback" not in err
