@@ -139,9 +139,9 @@ class CropPanel(anywidget.AnyWidget):
         self.formats = self._checked_formats(formats)
         try:
             self._pool = ClientPool(client, region=region)
-        except Exception as exc:
-            if isinstance(exc, ValueError) and client is not None:
-                raise
+        except ValueError:
+            raise  # a wrong argument: say so at once
+        except Exception as exc:  # e.g. no credentials and no offline engine: show it
             self._fail(exc)
         if self._pool is not None:
             self.regions = self._pool.regions

@@ -252,6 +252,8 @@ def test_bad_options_fail_at_construction(client: Any) -> None:
         CropPanel(client=client, formats=["text", "pdf"])
     with pytest.raises(ValueError, match="region='mars'"):
         CropPanel(client=client, region="mars")
+    with pytest.raises(ValueError, match="region='mars' is not a Mathpix region"):
+        CropPanel(region="mars")
 
 
 def test_lazy_export_from_the_package() -> None:
