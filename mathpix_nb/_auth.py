@@ -89,6 +89,14 @@ class Credentials:
             return None
         return token
 
+    def unexpired_token(self, now: float | None = None, slack: float = 1.0) -> AppToken | None:
+        """The cached token if it is still valid for ``slack`` seconds (refresh margin or not)."""
+        token = self._token
+        now = time.time() if now is None else now
+        if token is None or token.expires_at - now <= slack:
+            return None
+        return token
+
     def invalidate(self, token: AppToken | None) -> None:
         """Forget ``token`` after an expired-token answer (unless a newer one replaced it)."""
         with self._lock:

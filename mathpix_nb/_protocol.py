@@ -231,7 +231,11 @@ class ClientCore:
             if token is not None:
                 return token
             if creds.minting and waited < 30.0:
-                # another request of this client is fetching one right now: wait for it
+                # another request of this client is fetching one right now: keep using the
+                # old token while it is still valid, else wait for the new one
+                current = creds.unexpired_token()
+                if current is not None:
+                    return current
                 yield Sleep(0.02)
                 waited += 0.02
                 continue

@@ -563,3 +563,28 @@ async def test_wrong_base_url_path_says_how_to_fix(make, srv):
     with pytest.raises(InvalidRequestError, match="without /v3") as info:
         await api.text(text_image())
     assert info.value.status_code == 404
+
+
+async def test_concurrent_requests_through_token_refreshes(srv):
+    """Many tasks, short tokens: refreshes happen once at a time and no request fails."""
+    import anyio
+
+    from mathpix_nb import AsyncMathpix
+
+    done = 0
+    async with AsyncMathpix(**keys(srv), use_app_tokens=True, token_lifetime=2) as client:
+
+        async def worker() -> None:
+            nonlocal done
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                await client.text(text_image())
+                done += 1
+                await anyio.sleep(0.05)
+
+        async with anyio.create_task_group() as group:
+            for _ in range(6):
+                group.start_soon(worker)
+    mints = len(v3(srv, "/v3/app-tokens"))
+    assert all(r.ok for r in v3(srv)) and len(v3(srv)) == done
+    assert 2 <= mints <= 6  # about one per second of run, not one per request or task
