@@ -318,8 +318,7 @@ class BulkRun:
         limiter = anyio.Semaphore(max(1, self.cfg.concurrency))
         try:
             async with anyio.create_task_group() as tg:
-                if self.async_mode:
-                    tg.start_soon(self._poller)
+                tg.start_soon(self._poller)  # results (async) and jobs other runs own
                 async with anyio.create_task_group() as producers:
                     for value in self.values:
                         await limiter.acquire()

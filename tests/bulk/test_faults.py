@@ -109,3 +109,27 @@ def test_deadline_leaves_pending_rows_for_a_rerun(make_images) -> None:
     assert second["ocr_error"].isna().all()
     assert (second["ocr_request_id"] == first["ocr_request_id"]).all()  # collected, not resent
     assert set(counts.values()) == {1}
+
+
+def test_two_concurrent_runs_on_one_journal_send_each_image_once(make_images, tmp_path) -> None:
+    """Two runs at once (e.g. Dask partitions in threads) over the same images."""
+    paths = make_images(30)
+    journal = tmp_path / "shared.sqlite3"
+    results: dict[int, pd.DataFrame] = {}
+    with LocalServer(engine="echo", async_delay=0.3) as server:
+        client = client_for(server)
+
+        def run(i: int) -> None:
+            results[i] = ocr_frame(pd.DataFrame({"p": paths}), "p", client=client,
+                                   journal=journal, poll_interval=0.05, progress=False)
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        counts = accepted(server)
+    for out in results.values():
+        assert out["ocr_error"].isna().all(), out["ocr_error"].dropna().tolist()
+        assert [t.split("sha:")[1] for t in out["ocr_text"]] == [echo_sha(p) for p in paths]
+    assert len(counts) == 30 and set(counts.values()) == {1}
