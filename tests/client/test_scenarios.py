@@ -204,7 +204,8 @@ async def test_token_refreshed_during_a_long_run(make, srv):
         count += 1
         time.sleep(0.1)
     mints = len(v3(srv, "/v3/app-tokens"))
-    assert 3 <= mints <= count // 3  # refreshed ahead of expiry, yet cached in between
+    # refreshed ahead of expiry (about once a second: 2 s tokens, 1 s margin), cached between
+    assert 3 <= mints <= 7 and mints < count
     assert all(r.ok for r in v3(srv))
     assert len(v3(srv)) == count  # no request needed a second try
 
