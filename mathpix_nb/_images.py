@@ -285,14 +285,18 @@ def _normalize_mode(im: Image.Image) -> Image.Image:
     if mode in ("P", "PA"):
         return im.convert("RGBA" if "transparency" in im.info or mode == "PA" else "RGB")
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        import numpy as np
-
-        arr = np.asarray(im, dtype=np.float64)
-        hi = float(arr.max()) if arr.size else 0.0
-        scale = 255.0 / hi if hi > 255 else (255.0 if mode == "F" and 0 < hi <= 1.0 else 1.0)
+        # 16/32-bit and float pixels -> 8-bit gray, without numpy (Pillow alone)
+        wide = im.convert("F")
+        _, hi = _extrema(wide)
         if mode.startswith("I;16"):
             scale = 255.0 / 65535.0
-        return Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), mode="L")
+        elif hi > 255:
+            scale = 255.0 / hi
+        elif mode == "F" and 0 < hi <= 1.0:
+            scale = 255.0
+        else:
+            scale = 1.0
+        return wide.point(lambda v: v * scale).convert("L")
     if mode == "CMYK":
         return im.convert("RGB")
     return im.convert("RGBA" if "A" in mode else "RGB")
