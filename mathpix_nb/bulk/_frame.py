@@ -124,7 +124,7 @@ def _finish(series: pd.Series, df: pd.DataFrame | None, rows: list[RowResult],
     if df is not None:
         import pandas as pd
 
-        out = pd.concat([df.copy(), result], axis=1)
+        out = pd.concat([df, result], axis=1)  # a new frame; the input is left untouched
     else:
         out = result
     # a plain dict: attrs must stay JSON-serialisable (parquet stores them)
