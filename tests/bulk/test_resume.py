@@ -83,3 +83,34 @@ def test_rerun_after_interruption_loses_nothing_and_duplicates_nothing(
     # every image was processed by the server exactly once across both runs
     assert len(accepted) == 300 and set(accepted.values()) == {1}, Counter(accepted.values())
     assert "cached" in rerun.stderr  # the summary line
+
+
+def test_keyboard_interrupt_in_process_cancels_cleanly_and_rerun_completes(make_images) -> None:
+    """What a Jupyter "interrupt kernel" does: KeyboardInterrupt in the calling thread."""
+    import _thread
+    import threading
+
+    from mathpix_nb.bulk import ocr_frame
+
+    from .conftest import client_for
+
+    paths = make_images(80)
+    df = pd.DataFrame({"p": paths})
+    with LocalServer(engine="echo", async_delay=0.2,
+                     faults=Faults(slow=0.3, slow_seconds=0.3, endpoints=("/v3/text",))) as server:
+        client = client_for(server)
+        timer = threading.Timer(0.8, _thread.interrupt_main)
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            ocr_frame(df, "p", client=client, concurrency=4, poll_interval=0.05,
+                      unknown_grace=2.0, progress=False)
+        timer.cancel()
+        with Journal() as j:
+            states = j.counts()
+        assert 0 < sum(states.values()) < 80, states
+        out = ocr_frame(df, "p", client=client, concurrency=4, poll_interval=0.05,
+                        unknown_grace=2.0, progress=False)
+        accepted = Counter(r.image_sha256 for r in server.log
+                           if r.endpoint == "/v3/text" and r.image_sha256)
+    assert out["ocr_error"].isna().all()
+    assert len(accepted) == 80 and set(accepted.values()) == {1}
