@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import httpx
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
@@ -294,27 +294,34 @@ async def read_upload(call: Call, limit: int) -> tuple[bytes | None, dict[str, A
             form = await call.request.form(max_part_size=limit + 1)
         except Exception as exc:
             return error("json_syntax", f"Cannot parse multipart body: {exc}")
-        raw = form.get("options_json")
-        if isinstance(raw, UploadFile):
-            raw = (await raw.read()).decode("utf-8", "replace")
         try:
-            options = json.loads(raw) if raw else {}
-        except json.JSONDecodeError:
-            return error("json_syntax", "options_json is not valid JSON")
-        if not isinstance(options, dict):
-            return error("json_syntax", "options_json must be a JSON object")
-        upload = form.get("file")
-        if isinstance(upload, UploadFile):
-            return await upload.read(), options
-        if isinstance(upload, str):
-            return error("image_missing", "The 'file' part must be a file upload (with a filename)")
-        return None, options
+            return await _read_form(form)
+        finally:
+            await form.close()  # spooled upload files would otherwise leak until GC
     try:
         options = json.loads(call.body) if call.body.strip() else {}
     except (json.JSONDecodeError, UnicodeDecodeError):
         return error("json_syntax", "Request body is not valid JSON")
     if not isinstance(options, dict):
         return error("json_syntax", "Request body must be a JSON object")
+    return None, options
+
+
+async def _read_form(form: FormData) -> tuple[bytes | None, dict[str, Any]] | Reply:
+    raw = form.get("options_json")
+    if isinstance(raw, UploadFile):
+        raw = (await raw.read()).decode("utf-8", "replace")
+    try:
+        options = json.loads(raw) if raw else {}
+    except json.JSONDecodeError:
+        return error("json_syntax", "options_json is not valid JSON")
+    if not isinstance(options, dict):
+        return error("json_syntax", "options_json must be a JSON object")
+    upload = form.get("file")
+    if isinstance(upload, UploadFile):
+        return await upload.read(), options
+    if isinstance(upload, str):
+        return error("image_missing", "The 'file' part must be a file upload (with a filename)")
     return None, options
 
 
