@@ -47,6 +47,14 @@ __all__ = ["ClientCore", "Compute", "Flow", "Sleep"]
 
 T = TypeVar("T")
 
+# Failures after the request went out: the server may have received and acted on it.
+# (Connect errors, pool timeouts and write errors mean it did not get a whole request.)
+_MAYBE_ACCEPTED: tuple[type[Exception], ...] = (
+    httpx.ReadError,
+    httpx.ReadTimeout,
+    httpx.RemoteProtocolError,
+)
+
 
 @dataclass(frozen=True)
 class Sleep:
@@ -144,6 +152,15 @@ class ClientCore:
             f"{redact(str(exc), self.secrets)}. Fix: {fix}"
         )
 
+    def _maybe_accepted_error(self, exc: Exception, request: httpx.Request) -> TransportError:
+        host = f"{request.url.scheme}://{request.url.netloc.decode()}"
+        return TransportError(
+            f"{type(exc).__name__}: the connection to {host}{request.url.path} broke after the "
+            "request was sent, so Mathpix may have accepted (and billed) it; it was not resent. "
+            "Fix: look for it with ocr_results(tags=[...]) using the tags you submitted with, "
+            "and submit again only if it is not there."
+        )
+
     def _raise_for(
         self, response: httpx.Response, body: Any, source: str | None, token_auth: bool
     ) -> None:
@@ -187,8 +204,15 @@ class ClientCore:
         return False
 
     # -- the building blocks of every flow -----------------------------------------------
-    def send(self, build: Callable[[], httpx.Request]) -> Flow[httpx.Response]:
-        """Send with retries: per-minute 429, 5xx, sys_exception, timeouts, dropped connections."""
+    def send(
+        self, build: Callable[[], httpx.Request], *, resend_after_upload: bool = True
+    ) -> Flow[httpx.Response]:
+        """Send with retries: per-minute 429, 5xx, sys_exception, timeouts, dropped connections.
+
+        ``resend_after_upload=False`` is for requests that start billed work the caller can
+        find again (async submissions): a connection that broke after the request went out
+        may have been accepted, so it is not resent blindly.
+        """
         attempt = 0
         while True:
             request = build()
@@ -198,6 +222,8 @@ class ClientCore:
                 response = yield request
             except httpx.TransportError as exc:
                 failure = exc
+                if not resend_after_upload and isinstance(exc, _MAYBE_ACCEPTED):
+                    raise self._maybe_accepted_error(exc, request) from exc
                 delay = self.retry.delay_after_exception(exc, attempt)
                 if delay is None:
                     raise self._transport_error(exc, request, attempt + 1) from exc
@@ -250,26 +276,34 @@ class ClientCore:
                 creds.minting = False
 
     def call(
-        self, build: Builder, *, needs_keys: str | None = None, source: str | None = None
+        self,
+        build: Builder,
+        *,
+        needs_keys: str | None = None,
+        source: str | None = None,
+        resend_after_upload: bool = True,
     ) -> Flow[dict[str, Any]]:
         """Authenticate, send (with retries), refresh an expired token once, parse the JSON.
 
         ``needs_keys`` names an operation app tokens cannot do; it is then sent with
         app_id/app_key, or refused with NotAllowedError before anything is sent.
         """
-        response, token = yield from self._call_raw(build, needs_keys=needs_keys)
+        response, token = yield from self._call_raw(
+            build, needs_keys=needs_keys, resend_after_upload=resend_after_upload
+        )
         return self.parse_json(response, source=source, token_auth=token is not None)
 
     def _call_raw(
-        self, build: Builder, *, needs_keys: str | None = None
+        self, build: Builder, *, needs_keys: str | None = None, resend_after_upload: bool = True
     ) -> Flow[tuple[httpx.Response, AppToken | None]]:
         creds = self.credentials
+        resend = resend_after_upload
         if needs_keys is not None or creds.mode == "keys":
             headers = creds.key_headers(needs_keys or "This request")
-            response = yield from self.send(lambda: build(headers))
+            response = yield from self.send(lambda: build(headers), resend_after_upload=resend)
             return response, None
         token = yield from self.ensure_token()
-        response = yield from self.send(lambda: build(token.headers))
+        response = yield from self.send(lambda: build(token.headers), resend_after_upload=resend)
         if self.is_token_expired(response):
             if not creds.can_refresh:
                 raise TokenError(
@@ -364,7 +398,12 @@ class ClientCore:
         build, source = yield from self.image_builder(
             "v3/text", image, options, crop=crop, prepare=prepare
         )
-        body = yield from self.call(build, needs_keys="submit() (async v3/text)", source=source)
+        body = yield from self.call(
+            build,
+            needs_keys="submit() (async v3/text)",
+            source=source,
+            resend_after_upload=False,  # a blind resend could start (and bill) a second job
+        )
         request_id = body.get("request_id")
         if not request_id:
             raise APIError(f"v3/text async answered without request_id (input: {source})")

@@ -305,6 +305,18 @@ async def test_persistent_faults_raise_after_retries(make, srv, fault, error):
     assert len(v3(srv, at_least=3)) == 3
 
 
+async def test_submit_is_not_resent_after_a_connection_broke_mid_answer(make, srv):
+    """An async job may already be accepted (and billed) when the answer is lost: no blind
+    resend; the error says how to find it instead. text() keeps retrying (see above)."""
+    srv.configure(faults=Faults(sequence=("drop",)))
+    api = fast(make(**keys(srv)))
+    with pytest.raises(Exception) as info:
+        await api.call("submit", text_image(), tags=["maybe-accepted"])
+    assert type(info.value).__name__ == "TransportError"
+    assert "ocr_results(tags=" in str(info.value)
+    assert len(v3(srv, at_least=1)) == 1
+
+
 async def test_slow_answer_times_out_then_raises_request_timeout(make, srv):
     srv.configure(faults=Faults(slow=1.0, slow_seconds=1.0))
     api = fast(make(**keys(srv), timeout=0.3), retries=1)
