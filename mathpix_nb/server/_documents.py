@@ -294,6 +294,7 @@ async def handle_pdf_new(state: ServerState, call: Call) -> Reply:
         request_args=stored_request_args(options),
         conversion_formats=[f for f, on in formats.items() if on and f in CONVERSION_FORMATS],
         store_results=improve_mathpix(options),
+        version=getattr(state.engine, "version", None),
     )
     job.modified = job.created
     call.store.pdfs[pdf_id] = job

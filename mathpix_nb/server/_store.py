@@ -153,6 +153,7 @@ class PdfJob:
     conversion_status: dict[str, dict[str, Any]] = field(default_factory=dict)
     error_info: dict[str, Any] | None = None
     deleted_at: float | None = None
+    version: str | None = None  # engine version, as in the reference's status/deletion metadata
 
     def status_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"pdf_id": self.pdf_id, "status": self.status}
@@ -165,6 +166,8 @@ class PdfJob:
         if self.conversion_status:
             body["conversion_status"] = self.conversion_status
         body["input_file"] = self.input_file
+        if self.version is not None:
+            body["version"] = self.version
         if self.error_info is not None:
             body["error"] = self.error_info["message"]
             body["error_info"] = self.error_info

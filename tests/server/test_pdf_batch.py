@@ -54,6 +54,7 @@ def test_pdf_upload_progression_and_downloads():
         final = statuses[-1]
         assert final["num_pages"] == 3 and final["num_pages_completed"] == 3
         assert final["percent_done"] == 100
+        assert final["version"] == "echo-1"  # which engine read it (a loader's citation needs it)
         sha = hashlib.sha256(pdf).hexdigest()[:12]
         mmd = http.get(f"/v3/pdf/{pdf_id}.mmd", headers=keys)
         assert mmd.status_code == 200
