@@ -96,6 +96,10 @@ class RetryPolicy:
         if status >= 500:
             return True
         if status == 200:
+            # Most 200s are results (an ocr-results page can be megabytes): only decode the
+            # body when it can hold an error envelope at all.
+            if b'"error_info"' not in response.content:
+                return False
             return _error_info(response).get("id") in ("sys_exception", "connection_closed")
         return False
 
