@@ -474,6 +474,18 @@ def parse_paging(params: Any, max_per_page: int) -> tuple[int, int] | Reply:
     return page, per_page
 
 
+def parse_listing(params: Any, max_per_page: int) -> tuple[int, int, float, float] | Reply:
+    """``page``, ``per_page``, ``from_date`` (inclusive) and ``to_date`` (exclusive) of a
+    results listing, or the error reply for the first bad one."""
+    paging = parse_paging(params, max_per_page)
+    if isinstance(paging, Reply):
+        return paging
+    dates = parse_date_range(params)
+    if isinstance(dates, Reply):
+        return dates
+    return (*paging, *dates)
+
+
 def parse_date_range(params: Any) -> tuple[float, float] | Reply:
     lo, hi = -math.inf, math.inf
     if params.get("from_date"):

@@ -29,8 +29,7 @@ from ._core import (
     error,
     fetch_src,
     improve_mathpix,
-    parse_date_range,
-    parse_paging,
+    parse_listing,
     read_upload,
     stored_request_args,
     validate_image_options,
@@ -406,14 +405,10 @@ async def handle_converter_get(state: ServerState, call: Call) -> Reply:
 
 async def handle_pdf_results(state: ServerState, call: Call) -> Reply:
     params = call.request.query_params
-    paging = parse_paging(params, 1000)
-    if isinstance(paging, Reply):
-        return paging
-    page, per_page = paging
-    dates = parse_date_range(params)
-    if isinstance(dates, Reply):
-        return dates
-    lo, hi = dates
+    listing = parse_listing(params, 1000)
+    if isinstance(listing, Reply):
+        return listing
+    page, per_page, lo, hi = listing
     jobs = [
         j
         for j in call.store.pdfs.values()

@@ -22,7 +22,7 @@ from ._core import (
     is_number,
     parse_bool,
     parse_date_range,
-    parse_paging,
+    parse_listing,
     read_upload,
     stored_request_args,
     validate_image_options,
@@ -120,14 +120,10 @@ async def handle_latex(state: ServerState, call: Call) -> Reply:
 
 async def handle_ocr_results(state: ServerState, call: Call) -> Reply:
     params = call.request.query_params
-    paging = parse_paging(params, 1000)
-    if isinstance(paging, Reply):
-        return paging
-    page, per_page = paging
-    dates = parse_date_range(params)
-    if isinstance(dates, Reply):
-        return dates
-    lo, hi = dates
+    listing = parse_listing(params, 1000)
+    if isinstance(listing, Reply):
+        return listing
+    page, per_page, lo, hi = listing
     wanted: dict[str, bool] = {}
     for name in (*BOOL_FILTERS, "include_null_results"):
         if params.get(name) not in (None, ""):
