@@ -48,8 +48,20 @@ def free_port() -> int:
 def server(**opts: Any):  # type: ignore[no-untyped-def]
     """``mathpix-nb serve`` in a child process; yields its URL."""
     port = free_port()
-    cmd = [sys.executable, "-m", "mathpix_nb", "serve", "--port", str(port), "--app-id", APP_ID,
-           "--app-key", APP_KEY, "--engine", "echo"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mathpix_nb",
+        "serve",
+        "--port",
+        str(port),
+        "--app-id",
+        APP_ID,
+        "--app-key",
+        APP_KEY,
+        "--engine",
+        "echo",
+    ]
     for name, value in opts.items():
         if value is not None:
             cmd += [f"--{name.replace('_', '-')}", str(value)]
@@ -100,8 +112,9 @@ def run_ours(url: str, paths: list[Path], *, concurrency: int, poll: float) -> d
     client = Mathpix(APP_ID, APP_KEY, base_url=url)
     df = pd.DataFrame({"image_path": [str(p) for p in paths]})
     t0 = time.perf_counter()
-    out = ocr_frame(df, "image_path", client=client, concurrency=concurrency,
-                    poll_interval=poll, progress=False)
+    out = ocr_frame(
+        df, "image_path", client=client, concurrency=concurrency, poll_interval=poll, progress=False
+    )
     wall = time.perf_counter() - t0
     summary = out.attrs["mathpix_summary"]
     ok = int(out["ocr_error"].isna().sum())
@@ -114,9 +127,12 @@ def run_naive(url: str, paths: list[Path]) -> dict[str, Any]:
     t0 = time.perf_counter()
     with httpx.Client(timeout=60) as http:
         for p in paths:
-            r = http.post(f"{url}/v3/text", headers=headers,
-                          files={"file": (p.name, p.read_bytes(), "image/jpeg")},
-                          data={"options_json": json.dumps({"formats": ["text"]})})
+            r = http.post(
+                f"{url}/v3/text",
+                headers=headers,
+                files={"file": (p.name, p.read_bytes(), "image/jpeg")},
+                data={"options_json": json.dumps({"formats": ["text"]})},
+            )
             ok += "text" in r.json()
     return {"wall": time.perf_counter() - t0, "ok": ok, "requests": len(paths)}
 
@@ -192,8 +208,13 @@ def run_memory(rows: int, tmp: Path) -> dict[str, Any]:
         (folder / f"{i}.png").write_bytes(buf.getvalue())
     env = dict(os.environ, MATHPIX_NB_HOME=str(tmp / "home"))
     with server() as url:
-        proc = subprocess.run([sys.executable, "-c", _MEM_CHILD, url, str(folder), str(rows)],
-                              capture_output=True, text=True, env=env, timeout=3600)
+        proc = subprocess.run(
+            [sys.executable, "-c", _MEM_CHILD, url, str(folder), str(rows)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=3600,
+        )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-3000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -215,19 +236,24 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         os.environ["MATHPIX_NB_HOME"] = str(tmp / "home")  # a fresh journal: no cache hits
-        print(f"# bench/bulk.py  python {sys.version.split()[0]}, {os.cpu_count()} cpus, "
-              f"load avg {os.getloadavg()[0]:.1f}")
+        print(
+            f"# bench/bulk.py  python {sys.version.split()[0]}, {os.cpu_count()} cpus, "
+            f"load avg {os.getloadavg()[0]:.1f}"
+        )
         paths = make_images(tmp / "imgs", args.n)
         sizes = sent_bytes(paths)
         lb, lk, cap = args.latency_base, args.latency_per_kb, args.cap
         floor = sum(lb + lk * b / 1024 for b in sizes) / cap
         per_image_floor = floor / args.n
-        print(f"server: echo engine, latency_base={lb}s latency_per_kb={lk}s "
-              f"max_concurrency={cap}")
-        print(f"images: {args.n} distinct JPEGs, {sum(sizes) / 1e6:.1f} MB sent "
-              f"(mean {sum(sizes) / len(sizes) / 1024:.1f} KB)")
-        print(f"floor (cap + latency model, bytes sent): {floor:.2f}s "
-              f"= {per_image_floor * 1000:.1f} ms/image")
+        print(f"server: echo engine, latency_base={lb}s latency_per_kb={lk}s max_concurrency={cap}")
+        print(
+            f"images: {args.n} distinct JPEGs, {sum(sizes) / 1e6:.1f} MB sent "
+            f"(mean {sum(sizes) / len(sizes) / 1024:.1f} KB)"
+        )
+        print(
+            f"floor (cap + latency model, bytes sent): {floor:.2f}s "
+            f"= {per_image_floor * 1000:.1f} ms/image"
+        )
 
         with server(latency_base=lb, latency_per_kb=lk, max_concurrency=cap) as url:
             ours = run_ours(url, paths, concurrency=args.concurrency, poll=args.poll_interval)
@@ -237,8 +263,9 @@ def main() -> int:
             mpx = run_mpxpy(url, mpx_paths)
 
         print()
-        print(f"{'run':<34}{'N':>7}{'ok':>7}{'wall s':>10}{'ms/img':>10}{'req/img':>9}"
-              f"{'x floor':>9}")
+        print(
+            f"{'run':<34}{'N':>7}{'ok':>7}{'wall s':>10}{'ms/img':>10}{'req/img':>9}{'x floor':>9}"
+        )
         naive_sizes = sent_bytes(naive_paths)
         mpx_sizes = sent_bytes(mpx_paths)
         rows = [
@@ -248,30 +275,42 @@ def main() -> int:
         ]
         for name, n, r, sz in rows:
             own_floor = sum(lb + lk * b / 1024 for b in sz) / cap
-            print(f"{name:<34}{n:>7}{r['ok']:>7}{r['wall']:>10.2f}{r['wall'] / n * 1000:>10.1f}"
-                  f"{r['requests'] / n:>9.3f}{r['wall'] / own_floor:>9.2f}")
+            print(
+                f"{name:<34}{n:>7}{r['ok']:>7}{r['wall']:>10.2f}{r['wall'] / n * 1000:>10.1f}"
+                f"{r['requests'] / n:>9.3f}{r['wall'] / own_floor:>9.2f}"
+            )
         print()
         print(f"ours vs floor: {ours['wall'] / floor:.3f}x  (goal <= 1.15x)")
         naive_n_est = naive["wall"] / args.naive_n * args.n
         mpx_n_est = mpx["wall"] / args.mpxpy_n * args.n
-        print(f"naive httpx loop, extrapolated to {args.n} images: {naive_n_est:.1f}s -> ours is "
-              f"{naive_n_est / ours['wall']:.1f}x faster")
-        print(f"mpxpy loop, extrapolated to {args.n} images: {mpx_n_est:.1f}s -> ours is "
-              f"{mpx_n_est / ours['wall']:.1f}x faster  (goal >= 20x)")
+        print(
+            f"naive httpx loop, extrapolated to {args.n} images: {naive_n_est:.1f}s -> ours is "
+            f"{naive_n_est / ours['wall']:.1f}x faster"
+        )
+        print(
+            f"mpxpy loop, extrapolated to {args.n} images: {mpx_n_est:.1f}s -> ours is "
+            f"{mpx_n_est / ours['wall']:.1f}x faster  (goal >= 20x)"
+        )
         print(f"our summary: {ours['summary']}")
 
         if args.mem_rows:
             print()
             mem = run_memory(args.mem_rows, tmp)
             growth = mem["peak"] - mem["base"]
-            print(f"memory, {args.mem_rows} rows (echo engine, no latency, child process): "
-                  f"{mem['ok']} ok in {mem['wall']:.0f}s, {mem['requests']} requests")
-            print(f"  RSS before run {mem['base'] / 2**20:.0f} MiB, peak {mem['peak'] / 2**20:.0f}"
-                  f" MiB -> peak growth {growth / 2**20:.0f} MiB = {growth / args.mem_rows:.0f} "
-                  f"B/row")
-            print(f"  result columns (pandas deep size): {mem['result_bytes'] / 2**20:.0f} MiB = "
-                  f"{mem['result_bytes'] / args.mem_rows:.0f} B/row; input column "
-                  f"{mem['input_bytes'] / 2**20:.0f} MiB")
+            print(
+                f"memory, {args.mem_rows} rows (echo engine, no latency, child process): "
+                f"{mem['ok']} ok in {mem['wall']:.0f}s, {mem['requests']} requests"
+            )
+            print(
+                f"  RSS before run {mem['base'] / 2**20:.0f} MiB, peak {mem['peak'] / 2**20:.0f}"
+                f" MiB -> peak growth {growth / 2**20:.0f} MiB = {growth / args.mem_rows:.0f} "
+                f"B/row"
+            )
+            print(
+                f"  result columns (pandas deep size): {mem['result_bytes'] / 2**20:.0f} MiB = "
+                f"{mem['result_bytes'] / args.mem_rows:.0f} B/row; input column "
+                f"{mem['input_bytes'] / 2**20:.0f} MiB"
+            )
     return 0
 
 

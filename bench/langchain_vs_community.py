@@ -66,8 +66,14 @@ def run(label: str, fn: Any, server: Any) -> dict[str, Any]:
     wall = time.perf_counter() - t0
     records = list(server.log[start:])
     keys = sorted({k for d in docs for k in d.metadata})
-    return {"label": label, "wall": wall, "records": records, "docs": docs, "keys": keys,
-            "error": error}
+    return {
+        "label": label,
+        "wall": wall,
+        "records": records,
+        "docs": docs,
+        "keys": keys,
+        "error": error,
+    }
 
 
 def main() -> int:
@@ -89,24 +95,41 @@ def main() -> int:
 
         os.environ["MATHPIX_API_ID"] = server.app_id
         os.environ["MATHPIX_API_KEY"] = server.app_key
-        creds = {"app_id": server.app_id, "app_key": server.app_key,
-                 "region_urls": {"global": server.url}}
+        creds = {
+            "app_id": server.app_id,
+            "app_key": server.app_key,
+            "region_urls": {"global": server.url},
+        }
 
         # Warm-up, not measured: the offline engine loads its OCR model on first use.
         MathpixLoader(pdf, cache=False, **creds).load()
 
         results = [
-            run("community MathpixPDFLoader (md)",
-                lambda: LocalMathpixPDFLoader(str(pdf)).load(), server),
-            run("community MathpixPDFLoader (mmd)",
+            run(
+                "community MathpixPDFLoader (md)",
+                lambda: LocalMathpixPDFLoader(str(pdf)).load(),
+                server,
+            ),
+            run(
+                "community MathpixPDFLoader (mmd)",
                 lambda: LocalMathpixPDFLoader(str(pdf), processed_file_format="mmd").load(),
-                server),
-            run("mathpix_nb MathpixLoader single",
-                lambda: MathpixLoader(pdf, cache=False, **creds).load(), server),
-            run("mathpix_nb MathpixLoader page",
-                lambda: MathpixLoader(pdf, mode="page", **creds).load(), server),
-            run("mathpix_nb MathpixLoader page, again (cached)",
-                lambda: MathpixLoader(pdf, mode="page", **creds).load(), server),
+                server,
+            ),
+            run(
+                "mathpix_nb MathpixLoader single",
+                lambda: MathpixLoader(pdf, cache=False, **creds).load(),
+                server,
+            ),
+            run(
+                "mathpix_nb MathpixLoader page",
+                lambda: MathpixLoader(pdf, mode="page", **creds).load(),
+                server,
+            ),
+            run(
+                "mathpix_nb MathpixLoader page, again (cached)",
+                lambda: MathpixLoader(pdf, mode="page", **creds).load(),
+                server,
+            ),
         ]
 
     print(f"PDF: {args.pages} pages, engine={args.engine}, LocalServer over loopback HTTP\n")
@@ -118,8 +141,9 @@ def main() -> int:
         print(f"   requests  : {len(r['records'])}  [{summarise(r['records'])}]")
         if r["error"]:
             print(f"   ERROR     : {r['error']}")
-        print(f"   documents : {len(r['docs'])}  "
-              f"(chars: {[len(d.page_content) for d in r['docs']]})")
+        print(
+            f"   documents : {len(r['docs'])}  (chars: {[len(d.page_content) for d in r['docs']]})"
+        )
         print(f"   metadata  : {r['keys']}")
         if r["docs"]:
             sample = {k: v for k, v in r["docs"][0].metadata.items()}

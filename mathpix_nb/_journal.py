@@ -165,8 +165,9 @@ class Journal:
                     "Set MATHPIX_NB_HOME or pass journal=<writable path>."
                 ) from exc
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(target, timeout=60.0, check_same_thread=False,
-                                     isolation_level=None)
+        self._conn = sqlite3.connect(
+            target, timeout=60.0, check_same_thread=False, isolation_level=None
+        )
         self._conn.execute("PRAGMA busy_timeout=60000")
         if self.path is not None:
             # WAL + synchronous=NORMAL: every commit survives a process crash (kill -9);
@@ -286,8 +287,9 @@ class Journal:
         """Take over an existing entry (e.g. the ``submitting`` job of a run that died)."""
         self._update(key, owner=self.owner)
 
-    def submitted(self, key: str, request_id: str, *, run_tag: str | None = None,
-                  row_tag: str | None = None) -> None:
+    def submitted(
+        self, key: str, request_id: str, *, run_tag: str | None = None, row_tag: str | None = None
+    ) -> None:
         """The API accepted the job and answered with ``request_id``."""
         fields: dict[str, Any] = {"state": "submitted", "request_id": request_id}
         if run_tag is not None:
@@ -296,8 +298,14 @@ class Journal:
             fields["row_tag"] = row_tag
         self._update(key, **fields)
 
-    def done(self, key: str, result: Mapping[str, Any], *, request_id: str | None = None,
-             source: str | None = None) -> None:
+    def done(
+        self,
+        key: str,
+        result: Mapping[str, Any],
+        *,
+        request_id: str | None = None,
+        source: str | None = None,
+    ) -> None:
         """Store the final result (the API's response body); creates the entry if needed."""
         now = time.time()
         blob = json.dumps(dict(result), separators=(",", ":"))
@@ -311,8 +319,15 @@ class Journal:
                 (key, request_id, source, self.owner, blob, now, now),
             )
 
-    def failed(self, key: str, error_id: str, message: str, *, request_id: str | None = None,
-               permanent: bool = True) -> None:
+    def failed(
+        self,
+        key: str,
+        error_id: str,
+        message: str,
+        *,
+        request_id: str | None = None,
+        permanent: bool = True,
+    ) -> None:
         """Record a failure. Permanent failures are cached (a retry would give the same answer,
         e.g. ``image_no_content``); transient ones release the job so a rerun sends it again."""
         if not permanent:
@@ -362,14 +377,37 @@ class Journal:
         with self._lock:
             self._conn.execute(f"UPDATE jobs SET {cols} WHERE key = ?", (*fields.values(), key))
 
-    _COLS = ("key", "state", "request_id", "run_tag", "row_tag", "base_url", "source", "owner",
-             "result", "error_id", "error", "attempts", "created_at", "updated_at")
+    _COLS = (
+        "key",
+        "state",
+        "request_id",
+        "run_tag",
+        "row_tag",
+        "base_url",
+        "source",
+        "owner",
+        "result",
+        "error_id",
+        "error",
+        "attempts",
+        "created_at",
+        "updated_at",
+    )
 
     def _entry(self, row: tuple[Any, ...]) -> JournalEntry:
         d = dict(zip(self._COLS, row, strict=True))
         return JournalEntry(
-            key=d["key"], state=d["state"], request_id=d["request_id"], run_tag=d["run_tag"],
-            row_tag=d["row_tag"], base_url=d["base_url"], source=d["source"], owner=d["owner"],
-            result=json.loads(d["result"]) if d["result"] else None, error_id=d["error_id"],
-            error=d["error"], attempts=d["attempts"], updated_at=d["updated_at"],
+            key=d["key"],
+            state=d["state"],
+            request_id=d["request_id"],
+            run_tag=d["run_tag"],
+            row_tag=d["row_tag"],
+            base_url=d["base_url"],
+            source=d["source"],
+            owner=d["owner"],
+            result=json.loads(d["result"]) if d["result"] else None,
+            error_id=d["error_id"],
+            error=d["error"],
+            attempts=d["attempts"],
+            updated_at=d["updated_at"],
         )

@@ -68,8 +68,22 @@ SourceInput = str | os.PathLike | bytes | Blob
 """One source: a path, a directory, a glob pattern, an http(s) URL, raw bytes or a Blob."""
 
 IMAGE_SUFFIXES = frozenset(
-    [".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".dib", ".jp2", ".webp",
-     ".pbm", ".pgm", ".ppm", ".pnm", ".tif", ".tiff"]
+    [
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".bmp",
+        ".dib",
+        ".jp2",
+        ".webp",
+        ".pbm",
+        ".pgm",
+        ".ppm",
+        ".pnm",
+        ".tif",
+        ".tiff",
+    ]
 )
 DOCUMENT_SUFFIXES = frozenset(
     [".pdf", ".epub", ".docx", ".pptx", ".doc", ".odt", ".djvu", ".mobi", ".azw", ".azw3", ".wpd"]
@@ -542,8 +556,9 @@ class _Engine:
             "output_format": self.output_format,
             "base_url": str(getattr(client, "base_url", "") or ""),
         }
-        return Journal.make_key(hashlib.sha256(content).hexdigest(), opts, region=region,
-                                extra=extra)
+        return Journal.make_key(
+            hashlib.sha256(content).hexdigest(), opts, region=region, extra=extra
+        )
 
     def cached(self, item: _Item, key: str | None) -> list[Document] | None:
         journal = self.journal() if key is not None else None
@@ -576,9 +591,7 @@ class _Engine:
                 return docs
             result: Any
             if item.kind == "pdf":
-                result = client.pdf(
-                    item.payload(), outputs=self.pdf_outputs(), **self.pdf_options
-                )
+                result = client.pdf(item.payload(), outputs=self.pdf_outputs(), **self.pdf_options)
             else:
                 result = client.text(item.payload(), **self.image_options)
         except _FATAL_ERRORS:
@@ -621,7 +634,8 @@ class _Engine:
 
     def safe_repr(self) -> str:
         shown = {
-            k: v for k, v in self.client_kwargs.items()
+            k: v
+            for k, v in self.client_kwargs.items()
             if k in ("region", "base_url", "region_urls", "token_url")
         }
         auth = "app_token" if self.uses_app_token else "keys"
@@ -663,9 +677,7 @@ def _open_journal(cache: CacheOption) -> Journal | None:
         return Journal()
     if isinstance(cache, (str, os.PathLike)):
         return Journal(cache)
-    raise TypeError(
-        f"cache must be True, False, a path or a Journal; got {type(cache).__name__}."
-    )
+    raise TypeError(f"cache must be True, False, a path or a Journal; got {type(cache).__name__}.")
 
 
 def _docs_to_json(docs: list[Document]) -> dict[str, Any]:

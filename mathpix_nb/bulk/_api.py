@@ -41,8 +41,16 @@ from .._exceptions import (
 from .._images import ImagePrep, PreparedImage, prepare_image, raw_image
 from .._protocol import Compute, Sleep
 
-__all__ = ["Api", "Failed", "ImageError", "Retryable", "Unknown", "core_of", "prep_option",
-           "prepare"]
+__all__ = [
+    "Api",
+    "Failed",
+    "ImageError",
+    "Retryable",
+    "Unknown",
+    "core_of",
+    "prep_option",
+    "prepare",
+]
 
 _SHARD = 2  # connections per pool
 
@@ -60,8 +68,15 @@ class Unknown(Exception):
 
 
 class Failed(Exception):
-    def __init__(self, error_id: str, message: str, *, request_id: str | None = None,
-                 permanent: bool = True, fatal: bool = False) -> None:
+    def __init__(
+        self,
+        error_id: str,
+        message: str,
+        *,
+        request_id: str | None = None,
+        permanent: bool = True,
+        fatal: bool = False,
+    ) -> None:
         super().__init__(message)
         self.error_id, self.message, self.request_id = error_id, message, request_id
         self.permanent, self.fatal = permanent, fatal
@@ -76,8 +91,9 @@ def core_of(client: Any) -> Any:
         return ClientCore(resolve_settings())
     core = getattr(client, "_core", None)
     if core is None:
-        raise TypeError(f"client must be a mathpix_nb.Mathpix or AsyncMathpix, got "
-                        f"{type(client).__name__}")
+        raise TypeError(
+            f"client must be a mathpix_nb.Mathpix or AsyncMathpix, got {type(client).__name__}"
+        )
     return core
 
 
@@ -139,8 +155,10 @@ class Api:
         shards = max(1, -(-connections // _SHARD))
         tls = _tls_context()  # built once: loading the CA bundle costs ~50 ms each time
         self._pools = [
-            httpx.AsyncClient(verify=tls, limits=httpx.Limits(
-                max_connections=_SHARD, max_keepalive_connections=_SHARD))
+            httpx.AsyncClient(
+                verify=tls,
+                limits=httpx.Limits(max_connections=_SHARD, max_keepalive_connections=_SHARD),
+            )
             for _ in range(shards)
         ]
         self._busy = [0] * shards
@@ -198,19 +216,24 @@ class Api:
                     try:
                         response = await self._send(step)
                     except httpx.TransportError as exc:
-                        if upload and step.method == "POST" and not isinstance(
-                                exc, _SAFE_TRANSPORT):
+                        if (
+                            upload
+                            and step.method == "POST"
+                            and not isinstance(exc, _SAFE_TRANSPORT)
+                        ):
                             flow.close()
-                            raise Unknown(f"{type(exc).__name__}: {exc or 'connection lost'}"
-                                          ) from exc
+                            raise Unknown(
+                                f"{type(exc).__name__}: {exc or 'connection lost'}"
+                            ) from exc
                         step = flow.throw(exc)
                     else:
                         step = flow.send(response)
         except StopIteration as stop:
             return stop.value
 
-    async def submit(self, image: Any, *, tags: list[str], options: Mapping[str, Any],
-                     crop: Any = None) -> str:
+    async def submit(
+        self, image: Any, *, tags: list[str], options: Mapping[str, Any], crop: Any = None
+    ) -> str:
         """POST one image as an async v3/text job; its request id."""
         flow = self.core.submit(image, tags=tags, crop=crop, **dict(options))
         try:
@@ -220,8 +243,9 @@ class Api:
         except Exception as exc:
             raise _translate(exc) from exc
 
-    async def text(self, image: Any, *, options: Mapping[str, Any], crop: Any = None
-                   ) -> dict[str, Any]:
+    async def text(
+        self, image: Any, *, options: Mapping[str, Any], crop: Any = None
+    ) -> dict[str, Any]:
         """Synchronous v3/text (the fallback path); the response body (errors raise)."""
         try:
             result = await self._drive(self.core.text(image, crop=crop, **dict(options)))

@@ -84,24 +84,34 @@ class BulkSummary:
 class BulkConfig:
     """Tuning knobs of a run; the defaults suit the real API."""
 
-    concurrency: int = 8            # images being read/prepared/uploaded at once
-    poll_interval: float = 1.0      # seconds between v3/ocr-results polls
-    timeout: float | None = None    # deadline for the whole run, seconds (None: none)
-    per_page: int = 1000            # v3/ocr-results page size (the API's maximum)
-    batch_size: int = 1000          # images per batch tag, so one page covers a batch
-    unknown_grace: float = 10.0     # how long a lost submission is looked up by tag
-    max_attempts: int = 6           # sends of one image in one run
-    fallback: bool | None = None    # None: decide from the auth mode / improve_mathpix
+    concurrency: int = 8  # images being read/prepared/uploaded at once
+    poll_interval: float = 1.0  # seconds between v3/ocr-results polls
+    timeout: float | None = None  # deadline for the whole run, seconds (None: none)
+    per_page: int = 1000  # v3/ocr-results page size (the API's maximum)
+    batch_size: int = 1000  # images per batch tag, so one page covers a batch
+    unknown_grace: float = 10.0  # how long a lost submission is looked up by tag
+    max_attempts: int = 6  # sends of one image in one run
+    fallback: bool | None = None  # None: decide from the auth mode / improve_mathpix
 
 
 class _Job:
-    __slots__ = ("attempts", "batch_tag", "key", "kind", "positions", "request_id", "result",
-                 "row_tag", "run_tag", "source")
+    __slots__ = (
+        "attempts",
+        "batch_tag",
+        "key",
+        "kind",
+        "positions",
+        "request_id",
+        "result",
+        "row_tag",
+        "run_tag",
+        "source",
+    )
 
     def __init__(self, key: str, kind: str, source: str) -> None:
         self.key = key
-        self.kind = kind            # file | url | bytes | object
-        self.source = source        # names the input in messages
+        self.kind = kind  # file | url | bytes | object
+        self.source = source  # names the input in messages
         self.positions: list[int] = []
         self.request_id: str | None = None
         self.run_tag: str | None = None
@@ -113,7 +123,7 @@ class _Job:
 
 @dataclass
 class _Cell:
-    kind: str                       # missing | file | url | bytes | object | bad
+    kind: str  # missing | file | url | bytes | object | bad
     source: str
     payload: Any = None
     error: str | None = None
@@ -129,15 +139,25 @@ def _is_missing(value: Any) -> bool:
 
 def _classify(value: Any) -> _Cell:
     if _is_missing(value):
-        return _Cell("missing", repr(value), error=(
-            f"missing_value: the cell is empty ({value!r}); put an image path or URL in it, "
-            "or drop the row"))
+        return _Cell(
+            "missing",
+            repr(value),
+            error=(
+                f"missing_value: the cell is empty ({value!r}); put an image path or URL in it, "
+                "or drop the row"
+            ),
+        )
     if isinstance(value, str):
         s = value.strip()
         if not s:
-            return _Cell("missing", repr(value), error=(
-                "missing_value: the cell is an empty string; put an image path or URL in it, "
-                "or drop the row"))
+            return _Cell(
+                "missing",
+                repr(value),
+                error=(
+                    "missing_value: the cell is an empty string; put an image path or URL in it, "
+                    "or drop the row"
+                ),
+            )
         low = s[:8].lower()
         if low.startswith(("http://", "https://")):
             return _Cell("url", s, payload=s)
@@ -151,9 +171,14 @@ def _classify(value: Any) -> _Cell:
         return _Cell("bytes", f"<{len(value)} bytes>", payload=bytes(value))
     if type(value).__module__.split(".")[0] in {"PIL", "numpy"}:
         return _Cell("object", f"<{type(value).__name__}>", payload=value)
-    return _Cell("bad", repr(value)[:80], error=(
-        f"unsupported_input: {type(value).__name__} {repr(value)[:60]} is not an image; the "
-        "column must hold file paths, http(s) URLs, bytes or PIL images"))
+    return _Cell(
+        "bad",
+        repr(value)[:80],
+        error=(
+            f"unsupported_input: {type(value).__name__} {repr(value)[:60]} is not an image; the "
+            "column must hold file paths, http(s) URLs, bytes or PIL images"
+        ),
+    )
 
 
 def _error_text(error_id: str, message: str) -> str:
@@ -176,11 +201,21 @@ def result_from_body(body: Mapping[str, Any], request_id: str | None = None) -> 
         info = info if isinstance(info, Mapping) else {}
         eid = str(info.get("id") or "api_error")
         msg = str(info.get("message") or body.get("error") or "")
-        return (None, None, None, rid, _error_text(eid, msg) + (f" [request_id {rid}]"
-                                                                if rid else ""))
+        return (
+            None,
+            None,
+            None,
+            rid,
+            _error_text(eid, msg) + (f" [request_id {rid}]" if rid else ""),
+        )
     conf = body.get("confidence")
-    return (body.get("text"), body.get("latex_styled"),
-            float(conf) if isinstance(conf, int | float) else None, rid, None)
+    return (
+        body.get("text"),
+        body.get("latex_styled"),
+        float(conf) if isinstance(conf, int | float) else None,
+        rid,
+        None,
+    )
 
 
 def _body_error_id(body: Mapping[str, Any]) -> str | None:
@@ -226,7 +261,7 @@ class BulkRun:
         self.jobs: dict[str, _Job] = {}
         # (run_tag, batch_tag) -> {request_id: job}; polled by those two tags
         self.pending: dict[tuple[str, str], dict[str, _Job]] = {}
-        self.foreign: dict[str, _Job] = {}   # jobs another live run is sending
+        self.foreign: dict[str, _Job] = {}  # jobs another live run is sending
         self.sent_in_batch = 0
         self.batch_no = 0
         self.producing = True
@@ -252,15 +287,20 @@ class BulkRun:
             reasons.append("improve_mathpix=False keeps results out of v3/ocr-results")
         if not reasons:
             return False
-        msg = (f"mathpix_nb bulk OCR: async v3/text is not possible ({'; '.join(reasons)}); "
-               "falling back to concurrent synchronous v3/text requests")
+        msg = (
+            f"mathpix_nb bulk OCR: async v3/text is not possible ({'; '.join(reasons)}); "
+            "falling back to concurrent synchronous v3/text requests"
+        )
         log.warning(msg)
         warnings.warn(msg, UserWarning, stacklevel=2)
         return True
 
     def _key(self, content_sha: str) -> str:
         return Journal.make_key(
-            content_sha, self.options, region=self.region, crop=self.crop,
+            content_sha,
+            self.options,
+            region=self.region,
+            crop=self.crop,
             extra={"prep": repr(self.prep)},  # sync and async results are interchangeable
         )
 
@@ -340,9 +380,18 @@ class BulkRun:
             else:
                 self.summary.pending += 1
                 self.summary.failed += 1
-                out.append((None, None, None, item.request_id, (
-                    "poll_timeout: no result before the deadline; the job stays in the journal "
-                    "and a rerun collects it without sending the image again")))
+                out.append(
+                    (
+                        None,
+                        None,
+                        None,
+                        item.request_id,
+                        (
+                            "poll_timeout: no result before the deadline; the job stays in the "
+                            "journal and a rerun collects it without sending the image again"
+                        ),
+                    )
+                )
         self.summary.rows = len(out)
         return out, self.summary
 
@@ -362,17 +411,23 @@ class BulkRun:
             try:
                 payload = await anyio.to_thread.run_sync(cell.payload.read_bytes)
             except FileNotFoundError:
-                self._set_row_error(pos, (
-                    f"file_not_found: {cell.source} does not exist; fix the path (relative "
-                    f"paths are resolved from {os.getcwd()})"))
+                self._set_row_error(
+                    pos,
+                    (
+                        f"file_not_found: {cell.source} does not exist; fix the path (relative "
+                        f"paths are resolved from {os.getcwd()})"
+                    ),
+                )
                 return
             except IsADirectoryError:
-                self._set_row_error(pos, f"image_unreadable: {cell.source} is a directory, "
-                                    "not an image file")
+                self._set_row_error(
+                    pos, f"image_unreadable: {cell.source} is a directory, not an image file"
+                )
                 return
             except OSError as exc:
-                self._set_row_error(pos, f"image_unreadable: cannot read {cell.source}: "
-                                    f"{exc.strerror or exc}")
+                self._set_row_error(
+                    pos, f"image_unreadable: cannot read {cell.source}: {exc.strerror or exc}"
+                )
                 return
             sha = hashlib.sha256(payload).hexdigest()
         elif cell.kind == "bytes":
@@ -419,8 +474,17 @@ class BulkRun:
             self._finish(job, result_from_body(entry.result, entry.request_id), cached=True)
             return True
         if entry.state == "failed":
-            self._finish(job, (None, None, None, entry.request_id, _error_text(
-                entry.error_id or "api_error", entry.error or "")), cached=True)
+            self._finish(
+                job,
+                (
+                    None,
+                    None,
+                    None,
+                    entry.request_id,
+                    _error_text(entry.error_id or "api_error", entry.error or ""),
+                ),
+                cached=True,
+            )
             return True
         if entry.owner != self.journal.owner and process_alive(entry.owner):
             self.foreign[job.key] = job  # another live run is on it: wait for its answer
@@ -466,24 +530,31 @@ class BulkRun:
                 self._finish(job, (None, None, None, None, self.fatal))
                 return
             if self._past_deadline():
-                self._fail(job, "poll_timeout", "the run's deadline passed before this image "
-                           "was sent; rerun to continue")
+                self._fail(
+                    job,
+                    "poll_timeout",
+                    "the run's deadline passed before this image was sent; rerun to continue",
+                )
                 return
             job.attempts += 1
             if job.attempts > 1:
                 self.summary.retried += 1
             tags = self._new_tags(job) if self.async_mode else []
-            if not self.journal.claim(job.key, run_tag=job.run_tag, row_tag=job.row_tag,
-                                      base_url=self.base_url, source=job.source,
-                                      force=job.attempts > 1):
+            if not self.journal.claim(
+                job.key,
+                run_tag=job.run_tag,
+                row_tag=job.row_tag,
+                base_url=self.base_url,
+                source=job.source,
+                force=job.attempts > 1,
+            ):
                 self.foreign[job.key] = job  # another live run took it meanwhile
                 self._wake.set()
                 return
             self.summary.submitted += 1
             try:
                 if self.async_mode:
-                    rid = await self.api.submit(image, tags=tags, options=self.options,
-                                                crop=crop)
+                    rid = await self.api.submit(image, tags=tags, options=self.options, crop=crop)
                 else:
                     body = await self.api.text(image, options=self.options, crop=crop)
             except _api.Unknown as exc:
@@ -505,21 +576,28 @@ class BulkRun:
                 elif job.attempts >= self.cfg.max_attempts:
                     self._fail(job, exc.error_id, exc.message)
                     return
-                await anyio.sleep(exc.retry_after if exc.retry_after is not None
-                                  else self._backoff(job.attempts))
+                await anyio.sleep(
+                    exc.retry_after if exc.retry_after is not None else self._backoff(job.attempts)
+                )
                 continue
             except _api.Failed as exc:
                 if exc.fatal:
                     self.fatal = _error_text(exc.error_id, exc.message)
                     self.journal.release(job.key)
                 else:
-                    self.journal.failed(job.key, exc.error_id, exc.message,
-                                        request_id=exc.request_id, permanent=exc.permanent)
+                    self.journal.failed(
+                        job.key,
+                        exc.error_id,
+                        exc.message,
+                        request_id=exc.request_id,
+                        permanent=exc.permanent,
+                    )
                 self._fail(job, exc.error_id, exc.message, exc.request_id)
                 return
             if not self.async_mode:
-                self.journal.done(job.key, body, request_id=body.get("request_id"),
-                                  source=job.source)
+                self.journal.done(
+                    job.key, body, request_id=body.get("request_id"), source=job.source
+                )
                 self._finish(job, result_from_body(body))
                 return
             job.request_id = rid
@@ -528,15 +606,14 @@ class BulkRun:
             return
 
     def _backoff(self, attempt: int) -> float:
-        return self._rng.uniform(0.0, min(10.0, 0.25 * 2 ** attempt))
+        return self._rng.uniform(0.0, min(10.0, 0.25 * 2**attempt))
 
     async def _lookup_row(self, job: _Job, *, grace: float) -> bool:
         """Search ocr-results by the job's row tag (pending rows too); True if it is there."""
         give_up = time.monotonic() + grace
         while True:
             try:
-                items = await self.api.results([job.row_tag or ""], per_page=100,
-                                               include_null=True)
+                items = await self.api.results([job.row_tag or ""], per_page=100, include_null=True)
             except _api.Retryable:
                 items = []
             except _api.Failed as exc:
@@ -569,8 +646,13 @@ class BulkRun:
             return
         row = result_from_body(body, job.request_id)
         # a server-side failure of this attempt is not cached: a rerun sends it again
-        self.journal.failed(job.key, eid, row[4] or eid, request_id=job.request_id,
-                            permanent=eid not in _RETRYABLE_RESULT_IDS)
+        self.journal.failed(
+            job.key,
+            eid,
+            row[4] or eid,
+            request_id=job.request_id,
+            permanent=eid not in _RETRYABLE_RESULT_IDS,
+        )
         self._finish(job, row)
 
     async def _poller(self) -> None:
@@ -628,15 +710,26 @@ class BulkRun:
             if entry is not None and entry.final:
                 del self.foreign[key]
                 if entry.state == "done" and entry.result is not None:
-                    self._finish(job, result_from_body(entry.result, entry.request_id),
-                                 cached=True)
+                    self._finish(job, result_from_body(entry.result, entry.request_id), cached=True)
                 else:
-                    self._finish(job, (None, None, None, entry.request_id, _error_text(
-                        entry.error_id or "api_error", entry.error or "")), cached=True)
+                    self._finish(
+                        job,
+                        (
+                            None,
+                            None,
+                            None,
+                            entry.request_id,
+                            _error_text(entry.error_id or "api_error", entry.error or ""),
+                        ),
+                        cached=True,
+                    )
             elif entry is None or not process_alive(entry.owner):
                 del self.foreign[key]
-                self._fail(job, "interrupted", "another run was sending this image and "
-                           "stopped; rerun to send it")
+                self._fail(
+                    job,
+                    "interrupted",
+                    "another run was sending this image and stopped; rerun to send it",
+                )
 
 
 async def run_bulk(
@@ -651,8 +744,16 @@ async def run_bulk(
     on_rows_done: Callable[[int], None] | None = None,
 ) -> tuple[list[RowResult], BulkSummary]:
     """Run the bulk flow over ``values``; one :data:`RowResult` per value, in order."""
-    run = BulkRun(values, api=api, options=options or {}, crop=crop, prepare=prepare,
-                  journal=journal, config=config or BulkConfig(), on_rows_done=on_rows_done)
+    run = BulkRun(
+        values,
+        api=api,
+        options=options or {},
+        crop=crop,
+        prepare=prepare,
+        journal=journal,
+        config=config or BulkConfig(),
+        on_rows_done=on_rows_done,
+    )
     return await run.run()
 
 

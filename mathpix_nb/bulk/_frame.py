@@ -24,8 +24,10 @@ DEFAULT_FORMATS = ("text", "latex_styled")
 def _api_options(options: Mapping[str, Any], improve_mathpix: bool | None) -> dict[str, Any]:
     opts = dict(options)
     if "async" in opts or "tags" in opts:
-        raise TypeError("ocr_frame sets 'async' and 'tags' itself (tags name the run and row); "
-                        "remove them from the options")
+        raise TypeError(
+            "ocr_frame sets 'async' and 'tags' itself (tags name the run and row); "
+            "remove them from the options"
+        )
     opts.setdefault("formats", list(DEFAULT_FORMATS))
     if improve_mathpix is not None:
         meta = dict(opts.get("metadata") or {})
@@ -56,13 +58,17 @@ def _to_frame(index: pd.Index, rows: list[RowResult], prefix: str) -> pd.DataFra
 
 def _column(df: pd.DataFrame, column: Any) -> pd.Series:
     if column not in df.columns:
-        raise KeyError(f"column {column!r} is not in the DataFrame (columns: "
-                       f"{list(df.columns)[:20]}); pass the name of the column holding image "
-                       "paths or URLs")
+        raise KeyError(
+            f"column {column!r} is not in the DataFrame (columns: "
+            f"{list(df.columns)[:20]}); pass the name of the column holding image "
+            "paths or URLs"
+        )
     series = df[column]
     if getattr(series, "ndim", 1) != 1:
-        raise ValueError(f"column name {column!r} is duplicated in the DataFrame; rename the "
-                         "columns so it is unique")
+        raise ValueError(
+            f"column name {column!r} is duplicated in the DataFrame; rename the "
+            "columns so it is unique"
+        )
     return series
 
 
@@ -71,8 +77,10 @@ def _check_prefix(df: pd.DataFrame | None, prefix: str) -> None:
         return
     clash = [prefix + f for f in FIELDS if prefix + f in df.columns]
     if clash:
-        raise ValueError(f"the DataFrame already has result columns {clash}; pass another "
-                         "prefix= (e.g. prefix='ocr2_') or drop them first")
+        raise ValueError(
+            f"the DataFrame already has result columns {clash}; pass another "
+            "prefix= (e.g. prefix='ocr2_') or drop them first"
+        )
 
 
 class _Job:
@@ -94,15 +102,21 @@ class _Job:
         self.core = _api.core_of(client)  # resolve credentials now: errors name the fix
         self.asynchronous = asynchronous
 
-    async def run(self, values: pd.Series, on_rows_done: Any) -> tuple[list[RowResult],
-                                                                        BulkSummary]:
+    async def run(
+        self, values: pd.Series, on_rows_done: Any
+    ) -> tuple[list[RowResult], BulkSummary]:
         journal, own_journal = _open_journal(self.journal_arg)
         api = _api.Api(self.core, connections=self.config.concurrency + 4)
         try:
             return await run_bulk(
                 iter(values),
-                api=api, options=self.options, crop=self.crop, prepare=self.prepare,
-                journal=journal, config=self.config, on_rows_done=on_rows_done,
+                api=api,
+                options=self.options,
+                crop=self.crop,
+                prepare=self.prepare,
+                journal=journal,
+                config=self.config,
+                on_rows_done=on_rows_done,
             )
         finally:
             await api.aclose()
@@ -118,8 +132,13 @@ def _progress_bar(total: int, enabled: bool) -> Any:
     return tqdm(total=total, desc="mathpix OCR", unit="img", leave=True)
 
 
-def _finish(series: pd.Series, df: pd.DataFrame | None, rows: list[RowResult],
-            summary: BulkSummary, prefix: str) -> pd.DataFrame:
+def _finish(
+    series: pd.Series,
+    df: pd.DataFrame | None,
+    rows: list[RowResult],
+    summary: BulkSummary,
+    prefix: str,
+) -> pd.DataFrame:
     result = _to_frame(series.index, rows, prefix)
     if df is not None:
         import pandas as pd
@@ -141,8 +160,7 @@ def ocr_series(series: pd.Series, *, client: Any = None, **kwargs: Any) -> pd.Da
     return _run_sync(series, None, client, kwargs)
 
 
-def ocr_frame(df: pd.DataFrame, column: Any, *, client: Any = None, **kwargs: Any
-              ) -> pd.DataFrame:
+def ocr_frame(df: pd.DataFrame, column: Any, *, client: Any = None, **kwargs: Any) -> pd.DataFrame:
     """OCR the images named in ``df[column]``; return a new DataFrame with result columns.
 
     Each cell may be a file path, ``http(s)`` URL (sent as ``src``), bytes or PIL image.
@@ -176,8 +194,9 @@ def ocr_frame(df: pd.DataFrame, column: Any, *, client: Any = None, **kwargs: An
     return _run_sync(series, df, client, kwargs)
 
 
-def _run_sync(series: pd.Series, df: pd.DataFrame | None, client: Any,
-              kwargs: dict[str, Any]) -> pd.DataFrame:
+def _run_sync(
+    series: pd.Series, df: pd.DataFrame | None, client: Any, kwargs: dict[str, Any]
+) -> pd.DataFrame:
     job = _Job(client, dict(kwargs), asynchronous=False)
     bar = _progress_bar(len(series), job.progress)
     counter = [0, 0]  # rows finished (worker thread), rows shown (this thread)
@@ -201,8 +220,9 @@ def _run_sync(series: pd.Series, df: pd.DataFrame | None, client: Any,
     return _finish(series, df, rows, summary, job.prefix)
 
 
-async def aocr_frame(df: pd.DataFrame, column: Any, *, client: Any = None, **kwargs: Any
-                     ) -> pd.DataFrame:
+async def aocr_frame(
+    df: pd.DataFrame, column: Any, *, client: Any = None, **kwargs: Any
+) -> pd.DataFrame:
     """Async form of :func:`ocr_frame` for code already running in an event loop."""
     series = _column(df, column)
     _check_prefix(df, kwargs.get("prefix", "ocr_"))
@@ -214,8 +234,9 @@ async def aocr_series(series: pd.Series, *, client: Any = None, **kwargs: Any) -
     return await _run_async(series, None, client, kwargs)
 
 
-async def _run_async(series: pd.Series, df: pd.DataFrame | None, client: Any,
-                     kwargs: dict[str, Any]) -> pd.DataFrame:
+async def _run_async(
+    series: pd.Series, df: pd.DataFrame | None, client: Any, kwargs: dict[str, Any]
+) -> pd.DataFrame:
     job = _Job(client, dict(kwargs), asynchronous=True)
     bar = _progress_bar(len(series), job.progress)
     try:
@@ -228,8 +249,9 @@ async def _run_async(series: pd.Series, df: pd.DataFrame | None, client: Any,
     return _finish(series, df, rows, summary, job.prefix)
 
 
-def ocr_dask(ddf: Any, column: Any, *, client: Any = None, prefix: str = "ocr_",
-             **kwargs: Any) -> Any:
+def ocr_dask(
+    ddf: Any, column: Any, *, client: Any = None, prefix: str = "ocr_", **kwargs: Any
+) -> Any:
     """Lazy bulk OCR over a Dask DataFrame: :func:`ocr_frame` on each partition.
 
     Every partition writes to the same journal (SQLite, safe across threads and processes),
@@ -259,5 +281,4 @@ class _PartitionOCR:
         return self.token
 
     def __call__(self, part: pd.DataFrame) -> pd.DataFrame:
-        return ocr_frame(part, self.column, client=self.client, prefix=self.prefix,
-                         **self.kwargs)
+        return ocr_frame(part, self.column, client=self.client, prefix=self.prefix, **self.kwargs)

@@ -31,31 +31,65 @@ def _parser() -> argparse.ArgumentParser:
         description="Bulk OCR of images (paths, globs, URLs, or a column of a CSV/Parquet/JSONL "
         "table) with Mathpix v3/text async jobs; resumable.",
     )
-    p.add_argument("inputs", nargs="+", metavar="PATHS_OR_GLOBS_OR_CSV",
-                   help="image paths, globs (quote them; ** recurses), URLs, or a .csv/.tsv/"
-                   ".parquet/.jsonl table whose --column names the images")
-    p.add_argument("--column", default=None,
-                   help="column of the table holding image paths/URLs (default: image_path, "
-                   "or the table's only column)")
-    p.add_argument("--out", default=None,
-                   help="results file: .csv, .parquet or .jsonl (default: CSV on stdout)")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="PATHS_OR_GLOBS_OR_CSV",
+        help="image paths, globs (quote them; ** recurses), URLs, or a .csv/.tsv/"
+        ".parquet/.jsonl table whose --column names the images",
+    )
+    p.add_argument(
+        "--column",
+        default=None,
+        help="column of the table holding image paths/URLs (default: image_path, "
+        "or the table's only column)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="results file: .csv, .parquet or .jsonl (default: CSV on stdout)",
+    )
     p.add_argument("--concurrency", type=int, default=8, help="images in flight (default 8)")
-    p.add_argument("--poll-interval", type=float, default=1.0,
-                   help="seconds between v3/ocr-results polls (default 1)")
-    p.add_argument("--timeout", type=float, default=None,
-                   help="deadline for the whole run in seconds (default none)")
-    p.add_argument("--unknown-grace", type=float, default=10.0,
-                   help="seconds a submission whose reply was lost may take to appear in "
-                   "v3/ocr-results before it is sent again (default 10)")
-    p.add_argument("--journal", default=None,
-                   help="journal file (default $MATHPIX_NB_HOME/journal.sqlite3)")
+    p.add_argument(
+        "--poll-interval",
+        type=float,
+        default=1.0,
+        help="seconds between v3/ocr-results polls (default 1)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="deadline for the whole run in seconds (default none)",
+    )
+    p.add_argument(
+        "--unknown-grace",
+        type=float,
+        default=10.0,
+        help="seconds a submission whose reply was lost may take to appear in "
+        "v3/ocr-results before it is sent again (default 10)",
+    )
+    p.add_argument(
+        "--journal", default=None, help="journal file (default $MATHPIX_NB_HOME/journal.sqlite3)"
+    )
     p.add_argument("--prefix", default="ocr_", help="result column prefix (default ocr_)")
-    p.add_argument("--formats", default=None,
-                   help="comma-separated v3/text formats (default text,latex_styled)")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=JSON",
-                   help="extra v3/text option, e.g. --option rm_spaces=false (repeatable)")
-    p.add_argument("--no-improve-mathpix", action="store_true",
-                   help="send metadata.improve_mathpix=false (uses synchronous requests)")
+    p.add_argument(
+        "--formats",
+        default=None,
+        help="comma-separated v3/text formats (default text,latex_styled)",
+    )
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="extra v3/text option, e.g. --option rm_spaces=false (repeatable)",
+    )
+    p.add_argument(
+        "--no-improve-mathpix",
+        action="store_true",
+        help="send metadata.improve_mathpix=false (uses synchronous requests)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -93,12 +127,16 @@ def _build_frame(args: argparse.Namespace) -> tuple[Any, str]:
             table = _read_table(path)
             col = column
             if col is None:
-                col = "image_path" if "image_path" in table.columns else (
-                    table.columns[0] if len(table.columns) == 1 else None)
+                col = (
+                    "image_path"
+                    if "image_path" in table.columns
+                    else (table.columns[0] if len(table.columns) == 1 else None)
+                )
             if col is None or col not in table.columns:
                 raise SystemExit(
                     f"mathpix-nb ocr: {arg} has no column {col or 'image_path'!r} (columns: "
-                    f"{list(table.columns)}); pass --column NAME")
+                    f"{list(table.columns)}); pass --column NAME"
+                )
             column = col
             frames.append(table)
             continue
@@ -163,10 +201,16 @@ def main(argv: list[str]) -> int:
 
     try:
         out = ocr_frame(
-            df, column, options=options, concurrency=args.concurrency,
-            poll_interval=args.poll_interval, timeout=args.timeout, journal=args.journal,
+            df,
+            column,
+            options=options,
+            concurrency=args.concurrency,
+            poll_interval=args.poll_interval,
+            timeout=args.timeout,
+            journal=args.journal,
             unknown_grace=args.unknown_grace,
-            prefix=args.prefix, progress=False if args.no_progress else "stderr",
+            prefix=args.prefix,
+            progress=False if args.no_progress else "stderr",
             improve_mathpix=False if args.no_improve_mathpix else None,
         )
     except MathpixError as exc:

@@ -167,8 +167,12 @@ async def _issue(request: Request) -> Response:
         caller = await service.authenticate(request)
     except HubUnavailable as exc:
         logger.error("cannot verify a caller with JupyterHub: %s", exc)
-        return _error(503, "sys_exception", "cannot verify the credential with JupyterHub now",
-                      **{"Retry-After": "5"})
+        return _error(
+            503,
+            "sys_exception",
+            "cannot verify the credential with JupyterHub now",
+            **{"Retry-After": "5"},
+        )
     if caller is None:
         has_header = "authorization" in request.headers
         logger.warning(
@@ -187,8 +191,9 @@ async def _issue(request: Request) -> Response:
         )
     wait = service.limiter.acquire(caller.name)
     if wait > 0:
-        logger.warning("rate-limited caller=%s via=%s retry_after=%.1fs",
-                       caller.name, caller.via, wait)
+        logger.warning(
+            "rate-limited caller=%s via=%s retry_after=%.1fs", caller.name, caller.via, wait
+        )
         return _error(
             429,
             "http_max_requests",
@@ -231,8 +236,12 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
         allow = (exc.headers or {}).get("Allow", "")
-        return _error(405, "http_method_not_allowed", f"method not allowed; use {allow or 'POST'}",
-                      **({"Allow": allow} if allow else {}))
+        return _error(
+            405,
+            "http_method_not_allowed",
+            f"method not allowed; use {allow or 'POST'}",
+            **({"Allow": allow} if allow else {}),
+        )
     if exc.status_code == 404:
         return _error(404, "http_not_found", "not found: this service only serves POST /token")
     return _error(exc.status_code, "http_error", str(exc.detail))
@@ -317,7 +326,11 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         logger.info(
             "token service ready: upstream=%s region=%s callers=%d jupyterhub=%s max_expires=%ds",
-            upstream.base_url, upstream.region, len(known), hub is not None, expires,
+            upstream.base_url,
+            upstream.region,
+            len(known),
+            hub is not None,
+            expires,
         )
         try:
             yield
@@ -339,8 +352,9 @@ def create_app(
 def _check_expires(expires: Any, min_expires: Any) -> None:
     for name, value in (("expires", expires), ("min_expires", min_expires)):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ConfigurationError(f"{name} must be a positive whole number of seconds, "
-                                     f"got {value!r}")
+            raise ConfigurationError(
+                f"{name} must be a positive whole number of seconds, got {value!r}"
+            )
     if expires > MATHPIX_MAX_EXPIRES:
         raise ConfigurationError(
             f"expires={expires} is over Mathpix's limit of {MATHPIX_MAX_EXPIRES} s (12 h); "
@@ -351,5 +365,7 @@ def _check_expires(expires: Any, min_expires: Any) -> None:
     if min_expires < MATHPIX_MIN_EXPIRES:
         logger.warning(
             "min_expires=%ds is under Mathpix's minimum of %ds: Mathpix itself refuses such "
-            "tokens (only the local server issues them)", min_expires, MATHPIX_MIN_EXPIRES,
+            "tokens (only the local server issues them)",
+            min_expires,
+            MATHPIX_MIN_EXPIRES,
         )

@@ -1,8 +1,8 @@
 """``mathpix-nb token-server``: run the app-token service, or manage its callers.
 
-    mathpix-nb token-server [--host H] [--port P] [--callers-file F] [--jupyterhub] [--region eu]
-    mathpix-nb token-server new-caller NAME [--callers-file F]   # prints a new secret once
-    mathpix-nb token-server hash < secret.txt                    # prints sha256:<hex>
+mathpix-nb token-server [--host H] [--port P] [--callers-file F] [--jupyterhub] [--region eu]
+mathpix-nb token-server new-caller NAME [--callers-file F]   # prints a new secret once
+mathpix-nb token-server hash < secret.txt                    # prints sha256:<hex>
 """
 
 from __future__ import annotations
@@ -37,27 +37,47 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to bind (default 127.0.0.1; put a TLS proxy in front)")
     p.add_argument("--port", type=int, help=f"port (default {DEFAULT_PORT})")
     p.add_argument("--callers-file", help="file of 'NAME sha256:<hex>' lines (bearer callers)")
-    p.add_argument("--jupyterhub", action="store_true",
-                   help="accept JupyterHub API tokens, checked against the hub "
-                   "(hub URL from JUPYTERHUB_API_URL or --hub-api-url)")
+    p.add_argument(
+        "--jupyterhub",
+        action="store_true",
+        help="accept JupyterHub API tokens, checked against the hub "
+        "(hub URL from JUPYTERHUB_API_URL or --hub-api-url)",
+    )
     p.add_argument("--hub-api-url", help="e.g. http://127.0.0.1:8081/hub/api")
     p.add_argument("--hub-users", help="comma-separated hub users allowed (default: all)")
     p.add_argument("--hub-groups", help="comma-separated hub groups allowed (default: all)")
     p.add_argument("--region", help="global | eu (eu implies EU-only); env MATHPIX_REGION")
     p.add_argument("--base-url", help="upstream URL (env MATHPIX_URL); wins over --region")
-    p.add_argument("--eu-only", action="store_true",
-                   help="refuse to start unless the upstream is the Mathpix EU deployment")
-    p.add_argument("--expires", type=int, default=300,
-                   help="token lifetime in seconds; callers may ask for less (default 300)")
+    p.add_argument(
+        "--eu-only",
+        action="store_true",
+        help="refuse to start unless the upstream is the Mathpix EU deployment",
+    )
+    p.add_argument(
+        "--expires",
+        type=int,
+        default=300,
+        help="token lifetime in seconds; callers may ask for less (default 300)",
+    )
     p.add_argument("--min-expires", type=int, default=30, help="shortest lifetime (default 30)")
-    p.add_argument("--rate-limit", type=float, default=30,
-                   help="token requests per caller per minute (default 30)")
+    p.add_argument(
+        "--rate-limit",
+        type=float,
+        default=30,
+        help="token requests per caller per minute (default 30)",
+    )
     p.add_argument("--burst", type=int, help="requests a caller may make at once (default: rate)")
     p.add_argument("--prefix", help="URL prefix (JupyterHub mode: JUPYTERHUB_SERVICE_PREFIX)")
-    p.add_argument("--proxy-headers", action="store_true",
-                   help="trust X-Forwarded-For/-Proto from --forwarded-allow-ips (the TLS proxy)")
-    p.add_argument("--forwarded-allow-ips", default="127.0.0.1",
-                   help="proxy addresses trusted for forwarded headers (default 127.0.0.1)")
+    p.add_argument(
+        "--proxy-headers",
+        action="store_true",
+        help="trust X-Forwarded-For/-Proto from --forwarded-allow-ips (the TLS proxy)",
+    )
+    p.add_argument(
+        "--forwarded-allow-ips",
+        default="127.0.0.1",
+        help="proxy addresses trusted for forwarded headers (default 127.0.0.1)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p
 
@@ -80,8 +100,11 @@ def _serve(argv: list[str], env: Mapping[str, str]) -> int:
     if args.jupyterhub or args.hub_api_url:
         hub_api_url = args.hub_api_url or env.get("JUPYTERHUB_API_URL")
         if not hub_api_url:
-            print("mathpix-nb token-server: --jupyterhub needs the hub API URL: run it as a hub "
-                  "service (JUPYTERHUB_API_URL is set) or pass --hub-api-url", file=sys.stderr)
+            print(
+                "mathpix-nb token-server: --jupyterhub needs the hub API URL: run it as a hub "
+                "service (JUPYTERHUB_API_URL is set) or pass --hub-api-url",
+                file=sys.stderr,
+            )
             return 2
     prefix = args.prefix
     if prefix is None:
@@ -138,8 +161,10 @@ def _new_caller(argv: list[str]) -> int:
         try:
             existing = load_callers_file(path) if path.exists() else None
             if existing is not None and args.name in existing.digests:
-                print(f"mathpix-nb token-server: caller {args.name!r} is already in {str(path)!r}",
-                      file=sys.stderr)
+                print(
+                    f"mathpix-nb token-server: caller {args.name!r} is already in {str(path)!r}",
+                    file=sys.stderr,
+                )
                 return 2
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             with os.fdopen(fd, "a", encoding="utf-8") as fh:
@@ -156,8 +181,10 @@ def _new_caller(argv: list[str]) -> int:
 
 def _hash(argv: list[str]) -> int:
     if argv:
-        print("usage: mathpix-nb token-server hash < secret   (reads the secret from stdin)",
-              file=sys.stderr)
+        print(
+            "usage: mathpix-nb token-server hash < secret   (reads the secret from stdin)",
+            file=sys.stderr,
+        )
         return 2
     secret = sys.stdin.readline().strip()
     if not secret:

@@ -32,21 +32,28 @@ def echo_sha(path_or_bytes: str | bytes) -> str:
 
 def submissions(server: LocalServer) -> Counter[str]:
     """How many times the server accepted (processed) each image."""
-    return Counter(r.image_sha256 for r in server.log if r.endpoint == "/v3/text"
-                   and r.image_sha256)
+    return Counter(
+        r.image_sha256 for r in server.log if r.endpoint == "/v3/text" and r.image_sha256
+    )
 
 
 def test_results_align_to_any_index_and_input_is_untouched(local_server, make_images) -> None:
     paths = make_images(6)
-    index = pd.MultiIndex.from_tuples([("b", 2), ("a", 1), ("a", 1), ("z", 0), ("c", 9),
-                                       ("d", -1)])
+    index = pd.MultiIndex.from_tuples([("b", 2), ("a", 1), ("a", 1), ("z", 0), ("c", 9), ("d", -1)])
     df = pd.DataFrame({"image_path": paths[::-1], "keep": range(6)}, index=index)
     before = df.copy()
     out = df.mathpix.ocr("image_path", client=client_for(local_server), **FAST)
     pd.testing.assert_frame_equal(df, before)  # not mutated
     assert out is not df and list(out.index) == list(index)
-    assert list(out.columns) == ["image_path", "keep", "ocr_text", "ocr_latex_styled",
-                                 "ocr_confidence", "ocr_request_id", "ocr_error"]
+    assert list(out.columns) == [
+        "image_path",
+        "keep",
+        "ocr_text",
+        "ocr_latex_styled",
+        "ocr_confidence",
+        "ocr_request_id",
+        "ocr_error",
+    ]
     for path, text, err in zip(out["image_path"], out["ocr_text"], out["ocr_error"], strict=True):
         assert err is None
         assert text == f"echo 4x4 sha:{echo_sha(path)}"  # each row got its own image's answer
@@ -61,29 +68,39 @@ def test_series_accessor_and_prefix(local_server, make_images) -> None:
     s = pd.Series(make_images(3), index=[10, 20, 30], name="img")
     out = s.mathpix.ocr(client=client_for(local_server), prefix="mp_", **FAST)
     assert list(out.index) == [10, 20, 30]
-    assert list(out.columns) == ["mp_text", "mp_latex_styled", "mp_confidence",
-                                 "mp_request_id", "mp_error"]
+    assert list(out.columns) == [
+        "mp_text",
+        "mp_latex_styled",
+        "mp_confidence",
+        "mp_request_id",
+        "mp_error",
+    ]
     assert out["mp_text"].str.startswith("echo 4x4").all()
 
 
 def test_polls_by_tag_in_pages_not_per_image(make_images) -> None:
     paths = make_images(120)
     with LocalServer(engine="echo", async_delay=0.2) as server:
-        out = ocr_frame(pd.DataFrame({"p": paths}), "p", client=client_for(server),
-                        concurrency=16, **FAST)
+        out = ocr_frame(
+            pd.DataFrame({"p": paths}), "p", client=client_for(server), concurrency=16, **FAST
+        )
         assert out["ocr_error"].isna().all()
         log = server.log
     posts = [r for r in log if r.endpoint == "/v3/text"]
     polls = [r for r in log if r.endpoint == "/v3/ocr-results"]
     assert len(posts) == 120
-    assert all(any(t.startswith("mnb-run-") for t in r.tags) and
-               any(t.startswith("mnb-row-") for t in r.tags) for r in posts)
+    assert all(
+        any(t.startswith("mnb-run-") for t in r.tags)
+        and any(t.startswith("mnb-row-") for t in r.tags)
+        for r in posts
+    )
     assert polls and all(any(t.startswith("mnb-run-") for t in r.tags) for r in polls)
     assert len(polls) < 120 / 2  # large pages by tag, not one request per image
 
 
-def test_identical_images_are_sent_once_within_and_across_runs(local_server, make_images,
-                                                             tmp_path: Path) -> None:
+def test_identical_images_are_sent_once_within_and_across_runs(
+    local_server, make_images, tmp_path: Path
+) -> None:
     paths = make_images(5)
     copy = tmp_path / "copy.png"
     copy.write_bytes(Path(paths[0]).read_bytes())  # same content, other name
@@ -107,8 +124,9 @@ def test_identical_images_are_sent_once_within_and_across_runs(local_server, mak
     assert sum(submissions(local_server).values()) == 10
 
 
-def test_every_bad_input_kind_lands_in_the_error_column(local_server, make_images,
-                                                       tmp_path: Path) -> None:
+def test_every_bad_input_kind_lands_in_the_error_column(
+    local_server, make_images, tmp_path: Path
+) -> None:
     good = make_images(2)
     (tmp_path / "garbage.png").write_bytes(b"this is not an image")
     (tmp_path / "dir.png").mkdir()
@@ -124,7 +142,7 @@ def test_every_bad_input_kind_lands_in_the_error_column(local_server, make_image
         "missing": str(tmp_path / "nope.png"),
         "dir": str(tmp_path / "dir.png"),
         "garbage": str(tmp_path / "garbage.png"),
-        "blank": str(blank),                    # the API answers image_no_content
+        "blank": str(blank),  # the API answers image_no_content
         "number": 3.5,
         "url": url,
         "bad_url": local_server.url + "/_local/files/does-not-exist.png",
@@ -151,8 +169,12 @@ def test_every_bad_input_kind_lands_in_the_error_column(local_server, make_image
     s = out.attrs["mathpix_summary"]
     assert s["failed"] == 10 and s["done"] == 5
     # the URL went out as JSON src, not as an upload
-    src_posts = [r for r in local_server.log if r.endpoint == "/v3/text"
-                 and r.image_sha256 == __import__("hashlib").sha256(tiny_png(777)).hexdigest()]
+    src_posts = [
+        r
+        for r in local_server.log
+        if r.endpoint == "/v3/text"
+        and r.image_sha256 == __import__("hashlib").sha256(tiny_png(777)).hexdigest()
+    ]
     assert src_posts
 
 
@@ -176,8 +198,11 @@ def test_app_token_falls_back_to_concurrent_sync_requests(local_server, make_ima
     local_server.clear_log()
     with pytest.warns(UserWarning, match="falling back to concurrent synchronous") as record:
         out = ocr_frame(pd.DataFrame({"p": paths}), "p", client=client, **FAST)
-    ours = [w for w in record if issubclass(w.category, UserWarning)
-            and "falling back" in str(w.message)]
+    ours = [
+        w
+        for w in record
+        if issubclass(w.category, UserWarning) and "falling back" in str(w.message)
+    ]
     assert len(ours) == 1  # said once, not per row
     assert out["ocr_error"].isna().all()
     assert out.attrs["mathpix_summary"]["mode"] == "sync"
@@ -191,8 +216,13 @@ def test_improve_mathpix_false_uses_sync_requests(local_server, make_images) -> 
     paths = make_images(4)
     local_server.clear_log()
     with pytest.warns(UserWarning, match="improve_mathpix=False"):
-        out = ocr_frame(pd.DataFrame({"p": paths}), "p", client=client_for(local_server),
-                        improve_mathpix=False, **FAST)
+        out = ocr_frame(
+            pd.DataFrame({"p": paths}),
+            "p",
+            client=client_for(local_server),
+            improve_mathpix=False,
+            **FAST,
+        )
     assert out["ocr_text"].notna().all()
     assert not [r for r in local_server.log if r.endpoint == "/v3/ocr-results"]
 
@@ -209,11 +239,11 @@ def test_bad_credentials_stop_the_run_with_one_clear_error(local_server, make_im
 @pytest.mark.anyio
 async def test_async_form(local_server, make_images) -> None:
     paths = make_images(5)
-    out = await aocr_frame(pd.DataFrame({"p": paths}), "p", client=client_for(local_server),
-                           **FAST)
+    out = await aocr_frame(pd.DataFrame({"p": paths}), "p", client=client_for(local_server), **FAST)
     assert out["ocr_text"].str.startswith("echo").all()
-    out2 = await pd.DataFrame({"p": paths}).mathpix.aocr("p", client=client_for(local_server),
-                                                         **FAST)
+    out2 = await pd.DataFrame({"p": paths}).mathpix.aocr(
+        "p", client=client_for(local_server), **FAST
+    )
     assert out2.attrs["mathpix_summary"]["cached"] == 5
 
 
@@ -224,8 +254,7 @@ def test_sync_form_works_inside_a_running_event_loop(local_server, make_images) 
 
     async def inside_loop() -> pd.DataFrame:
         # what a Jupyter cell does: call the blocking API while a loop is running
-        return pd.DataFrame({"p": paths}).mathpix.ocr("p", client=client_for(local_server),
-                                                      **FAST)
+        return pd.DataFrame({"p": paths}).mathpix.ocr("p", client=client_for(local_server), **FAST)
 
     out = asyncio.run(inside_loop())
     assert out["ocr_text"].notna().all()
@@ -235,18 +264,24 @@ def test_numpy_and_journal_path_argument(local_server, tmp_path: Path) -> None:
     arr = np.full((6, 6), 255, dtype=np.uint8)
     arr[2, 3] = 0
     journal = tmp_path / "my-journal.sqlite3"
-    out = ocr_frame(pd.DataFrame({"a": [arr]}), "a", client=client_for(local_server),
-                    journal=journal, **FAST)
+    out = ocr_frame(
+        pd.DataFrame({"a": [arr]}), "a", client=client_for(local_server), journal=journal, **FAST
+    )
     assert out.loc[0, "ocr_text"].startswith("echo 6x6")
     with Journal(journal) as j:
         assert j.counts() == {"done": 1}
 
 
-def test_progress_bar_and_summary_line(local_server, make_images,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_progress_bar_and_summary_line(
+    local_server, make_images, capsys: pytest.CaptureFixture[str]
+) -> None:
     paths = make_images(4)
-    out = ocr_frame(pd.DataFrame({"p": [*paths, None]}), "p", client=client_for(local_server),
-                    poll_interval=0.02)
+    out = ocr_frame(
+        pd.DataFrame({"p": [*paths, None]}),
+        "p",
+        client=client_for(local_server),
+        poll_interval=0.02,
+    )
     captured = capsys.readouterr()
     assert "mathpix OCR" in captured.err and "5/5" in captured.err  # tqdm in a terminal
     assert "4 done, 0 cached, 1 failed, 0 retried" in captured.out  # the summary at the end

@@ -17,15 +17,17 @@ from .test_bulk import echo_sha
 
 def accepted(server: LocalServer) -> Counter[str]:
     """Images the server actually processed (faulted requests never reach the engine)."""
-    return Counter(r.image_sha256 for r in server.log
-                   if r.endpoint == "/v3/text" and r.image_sha256)
+    return Counter(
+        r.image_sha256 for r in server.log if r.endpoint == "/v3/text" and r.image_sha256
+    )
 
 
 @pytest.mark.slow
 def test_1000_rows_with_5xx_drops_429_bursts_and_slow_replies(make_images) -> None:
     paths = make_images(1000)
-    faults = Faults(http_5xx=0.04, sys_exception=0.02, drop=0.04, slow=0.02, slow_seconds=0.3,
-                    seed=11)
+    faults = Faults(
+        http_5xx=0.04, sys_exception=0.02, drop=0.04, slow=0.02, slow_seconds=0.3, seed=11
+    )
     with LocalServer(engine="echo", faults=faults, rate_limit_per_minute=250) as server:
         # a 429 burst: the per-minute limit bites after 250 images and is lifted a little later
         stop = threading.Event()
@@ -39,9 +41,15 @@ def test_1000_rows_with_5xx_drops_429_bursts_and_slow_replies(make_images) -> No
         lifter = threading.Thread(target=lift_after_a_burst)
         lifter.start()
         try:
-            out = ocr_frame(pd.DataFrame({"p": paths}), "p", client=client_for(server),
-                            concurrency=16, poll_interval=0.05, unknown_grace=0.5,
-                            progress=False)
+            out = ocr_frame(
+                pd.DataFrame({"p": paths}),
+                "p",
+                client=client_for(server),
+                concurrency=16,
+                poll_interval=0.05,
+                unknown_grace=0.5,
+                progress=False,
+            )
         finally:
             stop.set()
             lifter.join()
@@ -65,16 +73,30 @@ def test_a_lost_reply_is_found_by_its_row_tag_not_resent(make_images) -> None:
     from mathpix_nb import Mathpix
 
     paths = make_images(4)
-    faults = Faults(sequence=("slow", None, None, None), slow_seconds=1.0,
-                    endpoints=("/v3/text",))
+    faults = Faults(sequence=("slow", None, None, None), slow_seconds=1.0, endpoints=("/v3/text",))
     with LocalServer(engine="echo", faults=faults) as server:
-        client = Mathpix(server.app_id, server.app_key, base_url=server.url,
-                         timeout=httpx.Timeout(0.4, connect=2.0), max_retries=0)
-        out = ocr_frame(pd.DataFrame({"p": paths}), "p", client=client, concurrency=1,
-                        poll_interval=0.05, unknown_grace=5.0, progress=False)
+        client = Mathpix(
+            server.app_id,
+            server.app_key,
+            base_url=server.url,
+            timeout=httpx.Timeout(0.4, connect=2.0),
+            max_retries=0,
+        )
+        out = ocr_frame(
+            pd.DataFrame({"p": paths}),
+            "p",
+            client=client,
+            concurrency=1,
+            poll_interval=0.05,
+            unknown_grace=5.0,
+            progress=False,
+        )
         counts = accepted(server)
-        lookups = [r for r in server.log if r.endpoint == "/v3/ocr-results"
-                   and any(t.startswith("mnb-row-") for t in r.tags)]
+        lookups = [
+            r
+            for r in server.log
+            if r.endpoint == "/v3/ocr-results" and any(t.startswith("mnb-row-") for t in r.tags)
+        ]
     assert out["ocr_error"].isna().all(), out["ocr_error"].tolist()
     assert len(counts) == 4 and set(counts.values()) == {1}
     assert lookups  # it asked by row tag before deciding
@@ -85,8 +107,15 @@ def test_a_dropped_upload_is_resent_after_the_lookup_finds_nothing(make_images) 
     paths = make_images(3)
     faults = Faults(sequence=("drop",), endpoints=("/v3/text",))
     with LocalServer(engine="echo", faults=faults) as server:
-        out = ocr_frame(pd.DataFrame({"p": paths}), "p", client=client_for(server),
-                        concurrency=1, poll_interval=0.05, unknown_grace=0.3, progress=False)
+        out = ocr_frame(
+            pd.DataFrame({"p": paths}),
+            "p",
+            client=client_for(server),
+            concurrency=1,
+            poll_interval=0.05,
+            unknown_grace=0.3,
+            progress=False,
+        )
         counts = accepted(server)
         dropped = [r for r in server.log if r.fault == "drop"]
     assert out["ocr_error"].isna().all()
@@ -98,13 +127,20 @@ def test_deadline_leaves_pending_rows_for_a_rerun(make_images) -> None:
     paths = make_images(5)
     with LocalServer(engine="echo", async_delay=4.0) as server:
         client = client_for(server)
-        first = ocr_frame(pd.DataFrame({"p": paths}), "p", client=client, timeout=1.5,
-                          poll_interval=0.05, progress=False)
+        first = ocr_frame(
+            pd.DataFrame({"p": paths}),
+            "p",
+            client=client,
+            timeout=1.5,
+            poll_interval=0.05,
+            progress=False,
+        )
         assert first["ocr_error"].str.startswith("poll_timeout").all()
         assert first["ocr_request_id"].notna().all()
         assert first.attrs["mathpix_summary"]["pending"] == 5
-        second = ocr_frame(pd.DataFrame({"p": paths}), "p", client=client,
-                           poll_interval=0.05, progress=False)
+        second = ocr_frame(
+            pd.DataFrame({"p": paths}), "p", client=client, poll_interval=0.05, progress=False
+        )
         counts = accepted(server)
     assert second["ocr_error"].isna().all()
     assert (second["ocr_request_id"] == first["ocr_request_id"]).all()  # collected, not resent
@@ -120,8 +156,14 @@ def test_two_concurrent_runs_on_one_journal_send_each_image_once(make_images, tm
         client = client_for(server)
 
         def run(i: int) -> None:
-            results[i] = ocr_frame(pd.DataFrame({"p": paths}), "p", client=client,
-                                   journal=journal, poll_interval=0.05, progress=False)
+            results[i] = ocr_frame(
+                pd.DataFrame({"p": paths}),
+                "p",
+                client=client,
+                journal=journal,
+                poll_interval=0.05,
+                progress=False,
+            )
 
         threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
         for t in threads:

@@ -42,7 +42,11 @@ def test_life_cycle_survives_reopen(tmp_path: Path) -> None:
     with Journal(path) as j:
         e1 = j.get("k1")
         assert (e1.state, e1.request_id, e1.run_tag, e1.row_tag) == (
-            "submitted", "req-1", "mnb-run-1", "mnb-row-1")
+            "submitted",
+            "req-1",
+            "mnb-run-1",
+            "mnb-row-1",
+        )
         assert {e.key for e in j.pending()} == {"k1", "k2"}
         assert [e.key for e in j.pending(base_url="http://x")] == ["k1"]
         j.done("k1", {"text": "hello", "request_id": "req-1"}, request_id="req-1")
@@ -58,9 +62,9 @@ def test_claim_refuses_jobs_that_must_not_be_resent(tmp_path: Path) -> None:
     with Journal(tmp_path / "j.sqlite3") as j:
         assert j.claim("k")
         j.submitted("k", "r")
-        assert not j.claim("k")          # already at the API: poll it, never resend
+        assert not j.claim("k")  # already at the API: poll it, never resend
         j.done("k", {"text": "t"})
-        assert not j.claim("k")          # cached
+        assert not j.claim("k")  # cached
         assert j.claim("k", force=True)  # explicit override
 
 
@@ -83,7 +87,7 @@ def test_a_closed_journal_in_this_process_counts_as_a_dead_run(tmp_path: Path) -
     first, second = Journal(path), Journal(path)
     assert first.claim("k")
     assert not second.claim("k")  # the first run is alive (its journal is open)
-    first.close()                 # e.g. the cell was interrupted and the run ended
+    first.close()  # e.g. the cell was interrupted and the run ended
     assert second.claim("k")
     second.close()
 

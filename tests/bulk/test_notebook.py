@@ -23,8 +23,9 @@ def test_bulk_notebook_runs_in_a_kernel_on_the_offline_engine(tmp_path: Path) ->
 
     shutil.copy(NOTEBOOK, tmp_path / NOTEBOOK.name)
     nb = nbformat.read(tmp_path / NOTEBOOK.name, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=240, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})
+    client = nbclient.NotebookClient(
+        nb, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
     client.execute()  # raises CellExecutionError if any cell fails
 
     def text_of(cell_index: int) -> str:
@@ -36,8 +37,11 @@ def test_bulk_notebook_runs_in_a_kernel_on_the_offline_engine(tmp_path: Path) ->
 
     everything = "\n".join(text_of(i) for i in range(len(nb.cells)))
     assert "local offline engine" in everything
-    ocr_cell = next(i for i, c in enumerate(nb.cells) if 'df.mathpix.ocr("image_path"' in c.source
-                    and "again" not in c.source)
+    ocr_cell = next(
+        i
+        for i, c in enumerate(nb.cells)
+        if 'df.mathpix.ocr("image_path"' in c.source and "again" not in c.source
+    )
     table = text_of(ocr_cell)
     assert "Invoice" in table and "4711" in table  # the offline engine read the rendered text
     assert "file_not_found" in table and "missing_value" in table

@@ -24,15 +24,31 @@ from .test_bulk import echo_sha
 
 
 def _cli(server: LocalServer, csv: Path, out: Path, journal: Path) -> list[str]:
-    return [sys.executable, "-m", "mathpix_nb", "ocr", str(csv), "--column", "p",
-            "--out", str(out), "--journal", str(journal), "--concurrency", "4",
-            "--poll-interval", "0.05", "--unknown-grace", "2", "--no-progress"]
+    return [
+        sys.executable,
+        "-m",
+        "mathpix_nb",
+        "ocr",
+        str(csv),
+        "--column",
+        "p",
+        "--out",
+        str(out),
+        "--journal",
+        str(journal),
+        "--concurrency",
+        "4",
+        "--poll-interval",
+        "0.05",
+        "--unknown-grace",
+        "2",
+        "--no-progress",
+    ]
 
 
 def _env(server: LocalServer) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(MATHPIX_APP_ID=server.app_id, MATHPIX_APP_KEY=server.app_key,
-               MATHPIX_URL=server.url)
+    env.update(MATHPIX_APP_ID=server.app_id, MATHPIX_APP_KEY=server.app_key, MATHPIX_URL=server.url)
     return env
 
 
@@ -48,8 +64,12 @@ def test_rerun_after_interruption_loses_nothing_and_duplicates_nothing(
     # slow uploads (some in flight when the signal lands) and results that show up late
     faults = Faults(slow=0.5, slow_seconds=0.4, endpoints=("/v3/text",), seed=3)
     with LocalServer(engine="echo", faults=faults, async_delay=0.3) as server:
-        proc = subprocess.Popen(_cli(server, csv, out, journal), env=_env(server),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            _cli(server, csv, out, journal),
+            env=_env(server),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
@@ -70,11 +90,17 @@ def test_rerun_after_interruption_loses_nothing_and_duplicates_nothing(
         assert 0 < sum(states.values()) < 300, states
 
         server.configure(faults=None)
-        rerun = subprocess.run(_cli(server, csv, out, journal), env=_env(server),
-                               capture_output=True, text=True, timeout=120)
+        rerun = subprocess.run(
+            _cli(server, csv, out, journal),
+            env=_env(server),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert rerun.returncode == 0, rerun.stderr[-2000:]
-        accepted = Counter(r.image_sha256 for r in server.log
-                           if r.endpoint == "/v3/text" and r.image_sha256)
+        accepted = Counter(
+            r.image_sha256 for r in server.log if r.endpoint == "/v3/text" and r.image_sha256
+        )
 
     result = pd.read_csv(out)
     assert len(result) == 300 and result["ocr_error"].isna().all()
@@ -96,21 +122,39 @@ def test_keyboard_interrupt_in_process_cancels_cleanly_and_rerun_completes(make_
 
     paths = make_images(80)
     df = pd.DataFrame({"p": paths})
-    with LocalServer(engine="echo", async_delay=0.2,
-                     faults=Faults(slow=0.3, slow_seconds=0.3, endpoints=("/v3/text",))) as server:
+    with LocalServer(
+        engine="echo",
+        async_delay=0.2,
+        faults=Faults(slow=0.3, slow_seconds=0.3, endpoints=("/v3/text",)),
+    ) as server:
         client = client_for(server)
         timer = threading.Timer(0.8, _thread.interrupt_main)
         timer.start()
         with pytest.raises(KeyboardInterrupt):
-            ocr_frame(df, "p", client=client, concurrency=4, poll_interval=0.05,
-                      unknown_grace=2.0, progress=False)
+            ocr_frame(
+                df,
+                "p",
+                client=client,
+                concurrency=4,
+                poll_interval=0.05,
+                unknown_grace=2.0,
+                progress=False,
+            )
         timer.cancel()
         with Journal() as j:
             states = j.counts()
         assert 0 < sum(states.values()) < 80, states
-        out = ocr_frame(df, "p", client=client, concurrency=4, poll_interval=0.05,
-                        unknown_grace=2.0, progress=False)
-        accepted = Counter(r.image_sha256 for r in server.log
-                           if r.endpoint == "/v3/text" and r.image_sha256)
+        out = ocr_frame(
+            df,
+            "p",
+            client=client,
+            concurrency=4,
+            poll_interval=0.05,
+            unknown_grace=2.0,
+            progress=False,
+        )
+        accepted = Counter(
+            r.image_sha256 for r in server.log if r.endpoint == "/v3/text" and r.image_sha256
+        )
     assert out["ocr_error"].isna().all()
     assert len(accepted) == 80 and set(accepted.values()) == {1}

@@ -43,11 +43,15 @@ def test_documents_match_golden(
         for fmt in ("mmd", "text"):
             loader = MathpixLoader([img, pdf], mode=mode, output_format=fmt, cache=False, **creds)
             for doc in loader.load():
-                got.append({
-                    "mode": mode,
-                    "page_content": _mask(doc.page_content, tmp_path),
-                    "metadata": {k: _mask(v, tmp_path) for k, v in sorted(doc.metadata.items())},
-                })
+                got.append(
+                    {
+                        "mode": mode,
+                        "page_content": _mask(doc.page_content, tmp_path),
+                        "metadata": {
+                            k: _mask(v, tmp_path) for k, v in sorted(doc.metadata.items())
+                        },
+                    }
+                )
     if REGEN:
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")

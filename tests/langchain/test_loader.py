@@ -182,9 +182,7 @@ def test_pdf_page_mode_uses_page_data(
     assert len({d.page_content for d in docs}) == 3  # each page has its own text
 
 
-def test_pdf_options_pass_through(
-    local_server: Any, creds: dict[str, Any], make_pdf: Any
-) -> None:
+def test_pdf_options_pass_through(local_server: Any, creds: dict[str, Any], make_pdf: Any) -> None:
     pdf = make_pdf("ranges.pdf", ["p one", "p two", "p three", "p four"])
     docs = MathpixLoader(
         pdf, mode="page", pdf_options={"page_ranges": "2-3"}, cache=False, **creds
@@ -311,9 +309,7 @@ def app_token(local_server: Any) -> str:
         return client.app_token(expires=300).app_token
 
 
-def test_app_token_mode_reads_images(
-    local_server: Any, make_image: Any, app_token: str
-) -> None:
+def test_app_token_mode_reads_images(local_server: Any, make_image: Any, app_token: str) -> None:
     img = make_image("tok.png")
     start = len(local_server.log)
     loader = MathpixLoader(img, app_token=app_token, base_url=local_server.url, cache=False)
@@ -361,12 +357,18 @@ def test_app_token_plus_keys_sends_pdfs_with_the_keys(
     pdf = make_pdf("both.pdf", ["keys page"])
     start = len(local_server.log)
     docs = MathpixLoader(
-        [img, pdf], app_token=app_token, app_id=local_server.app_id,
-        app_key=local_server.app_key, base_url=local_server.url, cache=False,
+        [img, pdf],
+        app_token=app_token,
+        app_id=local_server.app_id,
+        app_key=local_server.app_key,
+        base_url=local_server.url,
+        cache=False,
     ).load()
     assert [d.metadata["kind"] for d in docs] == ["image", "pdf"]
-    modes = {(r.method, r.path.startswith("/v3/text")): r.auth_mode
-             for r in new_records(local_server, start)}
+    modes = {
+        (r.method, r.path.startswith("/v3/text")): r.auth_mode
+        for r in new_records(local_server, start)
+    }
     assert modes[("POST", True)] == "app_token"
     assert modes[("POST", False)] == "keys"
 
@@ -431,20 +433,27 @@ def test_server_errors_follow_the_policy(make_image: Any) -> None:
 
     img = make_image("flaky.png")
     with LocalServer(engine="echo", faults=Faults(http_5xx=1.0)) as server:
-        kw = {"app_id": server.app_id, "app_key": server.app_key, "base_url": server.url,
-              "max_retries": 0, "cache": False}
+        kw = {
+            "app_id": server.app_id,
+            "app_key": server.app_key,
+            "base_url": server.url,
+            "max_retries": 0,
+            "cache": False,
+        }
         (err,) = MathpixLoader(img, on_error="document", **kw).load()
         assert err.metadata["error_type"] == "ServerError"
         assert MathpixLoader(img, on_error="skip", **kw).load() == []
 
 
-def test_bad_credentials_raise_whatever_the_policy(
-    local_server: Any, make_image: Any
-) -> None:
+def test_bad_credentials_raise_whatever_the_policy(local_server: Any, make_image: Any) -> None:
     img = make_image("creds.png")
     loader = MathpixLoader(
-        img, app_id="nobody", app_key="wrong-key-123", base_url=local_server.url,
-        on_error="skip", cache=False,
+        img,
+        app_id="nobody",
+        app_key="wrong-key-123",
+        base_url=local_server.url,
+        on_error="skip",
+        cache=False,
     )
     with pytest.raises(AuthenticationError) as info:
         loader.load()
@@ -452,14 +461,17 @@ def test_bad_credentials_raise_whatever_the_policy(
 
 
 @pytest.mark.anyio
-async def test_async_stops_sending_after_a_setup_error(
-    local_server: Any, make_image: Any
-) -> None:
+async def test_async_stops_sending_after_a_setup_error(local_server: Any, make_image: Any) -> None:
     paths = [make_image(f"stop{i}.png", size=(100 + i, 30)) for i in range(5)]
     start = len(local_server.log)
     loader = MathpixLoader(
-        paths, app_id="nobody", app_key="wrong-key-456", base_url=local_server.url,
-        on_error="document", max_concurrency=1, cache=False,
+        paths,
+        app_id="nobody",
+        app_key="wrong-key-456",
+        base_url=local_server.url,
+        on_error="document",
+        max_concurrency=1,
+        cache=False,
     )
     with pytest.raises(AuthenticationError):
         [d async for d in loader.alazy_load()]

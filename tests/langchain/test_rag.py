@@ -68,8 +68,12 @@ def test_rag_pipeline_retrieves_the_right_page(tmp_path: Path, embeddings: Any) 
     pdf = write_pdf(tmp_path / "notes.pdf", PAGES, size=(800, 240))  # small pages: quick OCR
     with LocalServer(engine="offline") as server:
         loader = MathpixLoader(
-            pdf, mode="page", app_id=server.app_id, app_key=server.app_key,
-            base_url=server.url, cache=False,
+            pdf,
+            mode="page",
+            app_id=server.app_id,
+            app_key=server.app_key,
+            base_url=server.url,
+            cache=False,
         )
         docs = loader.load()
 

@@ -11,15 +11,21 @@ from mathpix_nb.server import Faults, LocalServer
 
 from .conftest import data_uri, echo_text
 
-UNAUTHORIZED = {"error": "Invalid credentials",
-                "error_info": {"id": "http_unauthorized", "message": "Invalid credentials"}}
+UNAUTHORIZED = {
+    "error": "Invalid credentials",
+    "error_info": {"id": "http_unauthorized", "message": "Invalid credentials"},
+}
 
 
 def test_keys_required(server, http, png):
     src = {"src": data_uri(png)}
-    for headers in ({}, {"app_id": server.app_id}, {"app_key": server.app_key},
-                    {"app_id": "other", "app_key": server.app_key},
-                    {"app_id": server.app_id, "app_key": "wrong"}):
+    for headers in (
+        {},
+        {"app_id": server.app_id},
+        {"app_key": server.app_key},
+        {"app_id": "other", "app_key": server.app_key},
+        {"app_id": server.app_id, "app_key": "wrong"},
+    ):
         r = http.post("/v3/text", headers=headers, json=src)
         assert r.status_code == 401, headers
         assert r.json() == UNAUTHORIZED
@@ -75,11 +81,13 @@ def test_token_expires_range_and_strokes(http, keys):
     for expires in (10, 50000, "soon"):
         r = http.post("/v3/app-tokens", headers=keys, json={"expires": expires}).json()
         assert r["error_info"]["id"] in ("opts_value_out_of_range", "opts_number_required")
-    r = http.post("/v3/app-tokens", headers=keys,
-                  json={"expires": 600, "include_strokes_session_id": True}).json()
+    r = http.post(
+        "/v3/app-tokens", headers=keys, json={"expires": 600, "include_strokes_session_id": True}
+    ).json()
     assert r["error_info"]["id"] == "opts_value_out_of_range"
-    r = http.post("/v3/app-tokens", headers=keys,
-                  json={"expires": 200, "include_strokes_session_id": True}).json()
+    r = http.post(
+        "/v3/app-tokens", headers=keys, json={"expires": 200, "include_strokes_session_id": True}
+    ).json()
     assert r["strokes_session_id"].startswith("strokes_")
 
 
@@ -90,8 +98,12 @@ def test_token_restrictions(server, http, keys, png):
     assert r.status_code == 200 and r.json()["error_info"]["id"] == "unauthorized_token_request"
     r = http.post("/v3/batch", headers=tok, json={"urls": {"a": data_uri(png)}})
     assert r.status_code == 200 and r.json()["error_info"]["id"] == "unauthorized_token_request"
-    for method, path in (("POST", "/v3/pdf"), ("GET", "/v3/ocr-results"),
-                         ("GET", "/v3/pdf-results"), ("POST", "/v3/app-tokens")):
+    for method, path in (
+        ("POST", "/v3/pdf"),
+        ("GET", "/v3/ocr-results"),
+        ("GET", "/v3/pdf-results"),
+        ("POST", "/v3/app-tokens"),
+    ):
         r = http.request(method, path, headers=tok)
         assert r.status_code == 401, path
 
@@ -112,8 +124,10 @@ def test_token_expired_fault(png, mode, status):
 
 
 def test_queued_token_expired_fault_waits_for_a_token_request(png):
-    with LocalServer(faults=Faults(sequence=("token_expired",))) as srv, \
-            httpx.Client(base_url=srv.url) as http:
+    with (
+        LocalServer(faults=Faults(sequence=("token_expired",))) as srv,
+        httpx.Client(base_url=srv.url) as http,
+    ):
         src = {"src": data_uri(png)}
         token = http.post("/v3/app-tokens", headers=srv.credentials()).json()["app_token"]
         assert "text" in http.post("/v3/text", headers=srv.credentials(), json=src).json()

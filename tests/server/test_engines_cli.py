@@ -30,9 +30,14 @@ class SlowUpperEngine:
     def recognize(self, image: bytes, options: Mapping[str, Any]) -> dict[str, Any]:
         self.started.set()
         time.sleep(1.0)
-        return {"image_width": 1, "image_height": 1, "confidence": 0.5, "confidence_rate": 0.5,
-                "version": "slow-1",
-                "lines": [{"text": "HELLO", "confidence": 0.5, "cnt": [[0, 0]] * 4}]}
+        return {
+            "image_width": 1,
+            "image_height": 1,
+            "confidence": 0.5,
+            "confidence_rate": 0.5,
+            "version": "slow-1",
+            "lines": [{"text": "HELLO", "confidence": 0.5, "cnt": [[0, 0]] * 4}],
+        }
 
     def pdf_page_count(self, pdf: bytes) -> int:
         raise EngineError("pdf_encrypted", "no PDFs here")
@@ -49,8 +54,14 @@ def test_custom_engine_runs_off_the_event_loop():
         result: dict[str, Any] = {}
 
         def ocr() -> None:
-            result.update(httpx.post(srv.url + "/v3/text", headers=keys, timeout=30,
-                                     json={"src": data_uri(make_png())}).json())
+            result.update(
+                httpx.post(
+                    srv.url + "/v3/text",
+                    headers=keys,
+                    timeout=30,
+                    json={"src": data_uri(make_png())},
+                ).json()
+            )
 
         worker = threading.Thread(target=ocr)
         worker.start()
@@ -60,11 +71,15 @@ def test_custom_engine_runs_off_the_event_loop():
         assert worker.is_alive()
         worker.join(30)
         assert result["text"] == "HELLO" and result["version"] == "slow-1"
-        pdf = httpx.post(srv.url + "/v3/pdf", headers=keys,
-                         files={"file": ("x.pdf", b"%PDF-1.4", "application/pdf")}).json()
+        pdf = httpx.post(
+            srv.url + "/v3/pdf",
+            headers=keys,
+            files={"file": ("x.pdf", b"%PDF-1.4", "application/pdf")},
+        ).json()
         deadline = time.monotonic() + 10
-        while (status := httpx.get(f"{srv.url}/v3/pdf/{pdf['pdf_id']}",
-                                   headers=keys).json())["status"] != "error":
+        while (status := httpx.get(f"{srv.url}/v3/pdf/{pdf['pdf_id']}", headers=keys).json())[
+            "status"
+        ] != "error":
             assert time.monotonic() < deadline
             time.sleep(0.05)
         assert status["error_info"]["id"] == "pdf_encrypted"
@@ -77,9 +92,23 @@ def test_engine_type_is_checked():
 
 def test_serve_command_prints_url_and_credentials_and_stops_on_ctrl_c():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mathpix_nb", "serve", "--port", "0", "--region", "global",
-         "--region", "eu", "--app-key", "cli-key"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "mathpix_nb",
+            "serve",
+            "--port",
+            "0",
+            "--region",
+            "global",
+            "--region",
+            "eu",
+            "--app-key",
+            "cli-key",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         lines = []
@@ -88,13 +117,18 @@ def test_serve_command_prints_url_and_credentials_and_stops_on_ctrl_c():
             line = proc.stdout.readline()
             assert line, proc.stderr.read() if proc.stderr else "server exited"
             lines.append(line.strip())
-        urls = {parts[0]: parts[1] for parts in (line.split() for line in lines)
-                if parts and parts[0] in ("global", "eu")}
+        urls = {
+            parts[0]: parts[1]
+            for parts in (line.split() for line in lines)
+            if parts and parts[0] in ("global", "eu")
+        }
         assert set(urls) == {"global", "eu"}
         assert "app_key cli-key" in lines
-        r = httpx.post(urls["eu"] + "/v3/text", headers={"app_id": "local-app",
-                                                         "app_key": "cli-key"},
-                       json={"src": data_uri(make_png())})
+        r = httpx.post(
+            urls["eu"] + "/v3/text",
+            headers={"app_id": "local-app", "app_key": "cli-key"},
+            json={"src": data_uri(make_png())},
+        )
         assert r.json()["text"].startswith("echo 64x32")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 0
@@ -139,13 +173,19 @@ def test_math_delimiters_follow_the_request():
             return out
 
     with LocalServer(engine=MathEngine()) as srv:
+
         def text(**options: Any) -> str:
-            return httpx.post(srv.url + "/v3/text", headers=srv.credentials(),
-                              json={"src": data_uri(make_png()), **options}).json()["text"]
+            return httpx.post(
+                srv.url + "/v3/text",
+                headers=srv.credentials(),
+                json={"src": data_uri(make_png()), **options},
+            ).json()["text"]
 
         assert text() == "x \\( a^2 \\) and \\[ b \\]"
-        assert text(math_inline_delimiters=["$", "$"],
-                    math_display_delimiters=["$$", "$$"]) == "x $ a^2 $ and $$ b $$"
+        assert (
+            text(math_inline_delimiters=["$", "$"], math_display_delimiters=["$$", "$$"])
+            == "x $ a^2 $ and $$ b $$"
+        )
 
 
 def test_offline_reading_order_groups_rows():

@@ -14,8 +14,9 @@ mathpix_client = pytest.importorskip("mpxpy.mathpix_client")
 
 @pytest.fixture
 def mpx(server: LocalServer):
-    return mathpix_client.MathpixClient(app_id=server.app_id, app_key=server.app_key,
-                                        api_url=server.url)
+    return mathpix_client.MathpixClient(
+        app_id=server.app_id, app_key=server.app_key, api_url=server.url
+    )
 
 
 def test_image_upload(mpx, server, tmp_path):
@@ -46,7 +47,8 @@ def test_async_tags_and_query_ocr_results(mpx, server, tmp_path):
         assert image.mmd() == echo_text(path.read_bytes())
     found = mpx.query_ocr_results(tags=["mpxpy-job"])["ocr_results"]
     assert sorted(item["result"]["text"] for item in found) == sorted(
-        echo_text(p.read_bytes()) for p in paths)
+        echo_text(p.read_bytes()) for p in paths
+    )
     assert {item["image_id"] for item in found} == {image.request_id for image in images}
     one = mpx.query_ocr_results(request_id=images[0].request_id, is_printed=True)
     assert [item["image_id"] for item in one["ocr_results"]] == [images[0].request_id]

@@ -37,9 +37,13 @@ def offline() -> LocalServer:
 
 def test_reads_rendered_words(offline):
     png = render(["Hello offline world", "Invoice 2024"])
-    r = httpx.post(offline.url + "/v3/text", headers=offline.credentials(), timeout=120,
-                   files={"file": ("words.png", png, "image/png")},
-                   data={"options_json": json.dumps({"include_line_data": True})})
+    r = httpx.post(
+        offline.url + "/v3/text",
+        headers=offline.credentials(),
+        timeout=120,
+        files={"file": ("words.png", png, "image/png")},
+        data={"options_json": json.dumps({"include_line_data": True})},
+    )
     body = r.json()
     words = body["text"].lower().split()
     for word in ("hello", "offline", "world", "invoice", "2024"):
@@ -56,8 +60,12 @@ def test_blank_image_has_no_content(offline):
     blank = Image.new("RGB", (200, 80), "white")
     buffer = io.BytesIO()
     blank.save(buffer, "PNG")
-    r = httpx.post(offline.url + "/v3/text", headers=offline.credentials(), timeout=120,
-                   files={"file": ("blank.png", buffer.getvalue(), "image/png")})
+    r = httpx.post(
+        offline.url + "/v3/text",
+        headers=offline.credentials(),
+        timeout=120,
+        files={"file": ("blank.png", buffer.getvalue(), "image/png")},
+    )
     assert r.json()["error_info"]["id"] == "image_no_content"
 
 
@@ -69,8 +77,9 @@ def test_reads_a_pdf_page(offline):
     image.convert("RGB").save(pdf, "PDF", resolution=150)
     keys = offline.credentials()
     with httpx.Client(base_url=offline.url, headers=keys, timeout=120) as http:
-        pdf_id = http.post("/v3/pdf", files={"file": ("c.pdf", pdf.getvalue(),
-                                                      "application/pdf")}).json()["pdf_id"]
+        pdf_id = http.post(
+            "/v3/pdf", files={"file": ("c.pdf", pdf.getvalue(), "application/pdf")}
+        ).json()["pdf_id"]
         deadline = time.monotonic() + 60
         while http.get(f"/v3/pdf/{pdf_id}").json()["status"] not in ("completed", "error"):
             assert time.monotonic() < deadline

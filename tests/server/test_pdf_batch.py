@@ -41,9 +41,12 @@ def test_pdf_upload_progression_and_downloads():
     pdf = make_pdf(3)
     with LocalServer(pdf_step_delay=0.3) as srv, httpx.Client(base_url=srv.url) as http:
         keys = srv.credentials()
-        r = http.post("/v3/pdf", headers=keys, files={"file": ("doc.pdf", pdf, "application/pdf")},
-                      data={"options_json": json.dumps({"conversion_formats": {"md": True,
-                                                                               "docx": True}})})
+        r = http.post(
+            "/v3/pdf",
+            headers=keys,
+            files={"file": ("doc.pdf", pdf, "application/pdf")},
+            data={"options_json": json.dumps({"conversion_formats": {"md": True, "docx": True}})},
+        )
         pdf_id = r.json()["pdf_id"]
         early = http.get(f"/v3/pdf/{pdf_id}.mmd", headers=keys)
         assert early.status_code == 404 and early.json()["status"] in ("received", "loaded")
@@ -82,7 +85,8 @@ def test_pdf_upload_progression_and_downloads():
         # per-page results are queryable by pdf_id
         pages = http.get("/v3/ocr-results", headers=keys, params={"pdf_id": pdf_id}).json()
         assert sorted(i["image_id"] for i in pages["ocr_results"]) == [
-            f"{pdf_id}-{n}" for n in (1, 2, 3)]
+            f"{pdf_id}-{n}" for n in (1, 2, 3)
+        ]
         listed = http.get("/v3/pdf-results", headers=keys).json()["pdfs"]
         assert listed[0]["id"] == pdf_id and listed[0]["status"] == "completed"
         deleted = http.delete(f"/v3/pdf/{pdf_id}", headers=keys)
@@ -93,8 +97,9 @@ def test_pdf_upload_progression_and_downloads():
 def test_pdf_from_url_tex_zip_and_unknown_id(server, http, keys):
     pdf = make_pdf(1)
     url = server.host_file(pdf, "doc.pdf")
-    r = http.post("/v3/pdf", headers=keys, json={"url": url,
-                                                   "conversion_formats": {"tex.zip": True}})
+    r = http.post(
+        "/v3/pdf", headers=keys, json={"url": url, "conversion_formats": {"tex.zip": True}}
+    )
     pdf_id = r.json()["pdf_id"]
     assert poll(http, keys, pdf_id)[-1]["status"] == "completed"
     deadline = time.monotonic() + 10
@@ -112,8 +117,7 @@ def test_pdf_from_url_tex_zip_and_unknown_id(server, http, keys):
 
 def test_pdf_errors(server, http, keys):
     assert http.post("/v3/pdf", headers=keys, json={}).json()["error_info"]["id"] == "pdf_missing"
-    r = http.post("/v3/pdf", headers=keys,
-                  files={"file": ("x.pdf", b"garbage", "application/pdf")})
+    r = http.post("/v3/pdf", headers=keys, files={"file": ("x.pdf", b"garbage", "application/pdf")})
     failed = poll(http, keys, r.json()["pdf_id"])[-1]
     assert failed["status"] == "error" and failed["error_info"]["id"] == "pdf_decode_error"
     r = http.post("/v3/pdf", headers=keys, json={"url": "http://127.0.0.1:9/missing.pdf"})
@@ -126,18 +130,29 @@ def test_pdf_errors(server, http, keys):
 def test_pdf_not_ready_can_be_202():
     with LocalServer(pdf_step_delay=1.0, pdf_not_ready_status=202) as srv:
         keys = srv.credentials()
-        r = httpx.post(srv.url + "/v3/pdf", headers=keys,
-                       files={"file": ("d.pdf", make_pdf(1), "application/pdf")})
+        r = httpx.post(
+            srv.url + "/v3/pdf",
+            headers=keys,
+            files={"file": ("d.pdf", make_pdf(1), "application/pdf")},
+        )
         early = httpx.get(f"{srv.url}/v3/pdf/{r.json()['pdf_id']}.mmd", headers=keys)
         assert early.status_code == 202 and early.headers["retry-after"] == "1"
 
 
 def test_batch(server, http, keys):
     a, b = make_png(mark=1), make_png(mark=2)
-    r = http.post("/v3/batch", headers=keys, json={
-        "urls": {"a": server.host_file(a, "a.png"), "b": {"url": data_uri(b),
-                                                           "formats": ["text"]}},
-        "ocr_behavior": "text", "formats": ["text"]})
+    r = http.post(
+        "/v3/batch",
+        headers=keys,
+        json={
+            "urls": {
+                "a": server.host_file(a, "a.png"),
+                "b": {"url": data_uri(b), "formats": ["text"]},
+            },
+            "ocr_behavior": "text",
+            "formats": ["text"],
+        },
+    )
     batch_id = r.json()["batch_id"]
     assert isinstance(batch_id, int)
     deadline = time.monotonic() + 10
@@ -156,8 +171,11 @@ def test_batch(server, http, keys):
         time.sleep(0.02)
     assert res["x"]["latex_normal"] == f"\\text{{{echo_text(a)}}}"
     unknown = http.get("/v3/batch/999", headers=keys).json()
-    assert unknown["error_info"] == {"id": "batch_unknown_id", "message": "Unknown batch id",
-                                     "batch_id": "999"}
+    assert unknown["error_info"] == {
+        "id": "batch_unknown_id",
+        "message": "Unknown batch id",
+        "batch_id": "999",
+    }
     other_region = httpx.get(f"{server.urls['eu']}/v3/batch/{batch_id}", headers=keys).json()
     assert other_region["error_info"]["id"] == "batch_unknown_id"
     bad = http.post("/v3/batch", headers=keys, json={"urls": {"a": "x"}, "ocr_behavior": "y"})
@@ -167,8 +185,12 @@ def test_batch(server, http, keys):
 def test_page_ranges(server, http, keys):
     pdf = make_pdf(5)
     sha = hashlib.sha256(pdf).hexdigest()[:12]
-    r = http.post("/v3/pdf", headers=keys, files={"file": ("d.pdf", pdf, "application/pdf")},
-                  data={"options_json": json.dumps({"page_ranges": "1,3 - -2"})})
+    r = http.post(
+        "/v3/pdf",
+        headers=keys,
+        files={"file": ("d.pdf", pdf, "application/pdf")},
+        data={"options_json": json.dumps({"page_ranges": "1,3 - -2"})},
+    )
     pdf_id = r.json()["pdf_id"]
     final = poll(http, keys, pdf_id)[-1]
     assert final["num_pages"] == 3
@@ -182,10 +204,16 @@ def test_page_ranges(server, http, keys):
 
 def test_batch_callback_is_delivered(server, http, keys):
     a = make_png(mark=5)
-    callback = {"post": server.inbox_url("hook"), "reply": {"job": "nightly"},
-                "headers": {"X-Secret-Hook": "abc"}}
-    r = http.post("/v3/batch", headers=keys, json={
-        "urls": {"a": data_uri(a)}, "ocr_behavior": "text", "callback": callback})
+    callback = {
+        "post": server.inbox_url("hook"),
+        "reply": {"job": "nightly"},
+        "headers": {"X-Secret-Hook": "abc"},
+    }
+    r = http.post(
+        "/v3/batch",
+        headers=keys,
+        json={"urls": {"a": data_uri(a)}, "ocr_behavior": "text", "callback": callback},
+    )
     batch_id = r.json()["batch_id"]
     deadline = time.monotonic() + 10
     while not server.inbox("hook"):
@@ -197,8 +225,11 @@ def test_batch_callback_is_delivered(server, http, keys):
     assert delivery["headers"]["x-secret-hook"] == "abc"
     status = http.get(f"/v3/batch/{batch_id}", headers=keys).json()
     assert status["callback"]["post"] == callback["post"]
-    bad = http.post("/v3/batch", headers=keys, json={
-        "urls": {"a": data_uri(a)}, "callback": {"post": "x", "reply": {"batch_id": 1}}})
+    bad = http.post(
+        "/v3/batch",
+        headers=keys,
+        json={"urls": {"a": data_uri(a)}, "callback": {"post": "x", "reply": {"batch_id": 1}}},
+    )
     assert bad.json()["error_info"]["id"] == "opts_bad_callback"
 
 
@@ -207,9 +238,12 @@ def test_pdf_stream_sends_one_event_per_page():
     sha = hashlib.sha256(pdf).hexdigest()[:12]
     with LocalServer(pdf_step_delay=0.1) as srv, httpx.Client(base_url=srv.url) as http:
         keys = srv.credentials()
-        pdf_id = http.post("/v3/pdf", headers=keys,
-                           files={"file": ("d.pdf", pdf, "application/pdf")},
-                           data={"options_json": json.dumps({"streaming": True})}).json()["pdf_id"]
+        pdf_id = http.post(
+            "/v3/pdf",
+            headers=keys,
+            files={"file": ("d.pdf", pdf, "application/pdf")},
+            data={"options_json": json.dumps({"streaming": True})},
+        ).json()["pdf_id"]
         events = []
         with http.stream("GET", f"/v3/pdf/{pdf_id}/stream", headers=keys, timeout=30) as r:
             assert r.headers["content-type"].startswith("text/event-stream")
@@ -220,7 +254,8 @@ def test_pdf_stream_sends_one_event_per_page():
         assert {e["pdf_selected_len"] for e in events} == {3}
         assert events[1]["text"] == f"echo pdf page 2 sha:{sha}"
         assert all(e["pdf_id"] == pdf_id for e in events)
-        plain = http.post("/v3/pdf", headers=keys,
-                          files={"file": ("d.pdf", pdf, "application/pdf")}).json()["pdf_id"]
+        plain = http.post(
+            "/v3/pdf", headers=keys, files={"file": ("d.pdf", pdf, "application/pdf")}
+        ).json()["pdf_id"]
         refused = http.get(f"/v3/pdf/{plain}/stream", headers=keys).json()
         assert refused["error_info"]["id"] == "pdf_streaming_not_enabled"

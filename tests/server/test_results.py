@@ -35,14 +35,18 @@ def wait_for(http: httpx.Client, key: str, request_id: str, timeout: float = 10)
 
 def test_async_returns_at_once_and_result_appears(server, http, keys):
     server.configure(latency_base=0.5)
-    r = http.post("/v3/text", headers=keys,
-                  json={"src": data_uri(make_png(mark=1)), "async": True, "tags": ["job"]})
+    r = http.post(
+        "/v3/text",
+        headers=keys,
+        json={"src": data_uri(make_png(mark=1)), "async": True, "tags": ["job"]},
+    )
     body = r.json()
     assert set(body) == {"request_id"}
     # processing (latency 0.5 s) happens after the answer: the row is still pending
     assert results(http, server.app_key, {"request_id": body["request_id"]}) == []
-    pending = results(http, server.app_key,
-                      {"request_id": body["request_id"], "include_null_results": "true"})
+    pending = results(
+        http, server.app_key, {"request_id": body["request_id"], "include_null_results": "true"}
+    )
     assert pending[0]["result"] is None
     item = wait_for(http, server.app_key, body["request_id"])
     assert item["image_id"] == body["request_id"]
@@ -121,8 +125,9 @@ def test_dates_text_and_boolean_filters(server, http, keys):
 
 def test_improve_mathpix_false_stores_nothing(server, http, keys):
     rid = submit(http, keys, 5, tags=["private"], metadata={"improve_mathpix": False})
-    arid = submit(http, keys, 6, tags=["private"], metadata={"improve_mathpix": False},
-                  **{"async": True})
+    arid = submit(
+        http, keys, 6, tags=["private"], metadata={"improve_mathpix": False}, **{"async": True}
+    )
     time.sleep(0.2)
     assert results(http, server.app_key, {"tags": "private", "include_null_results": "1"}) == []
     assert results(http, server.app_key, {"request_id": rid}) == []
@@ -130,8 +135,10 @@ def test_improve_mathpix_false_stores_nothing(server, http, keys):
 
 
 def test_regions_keep_separate_results(server, keys):
-    with httpx.Client(base_url=server.urls["global"]) as g, \
-            httpx.Client(base_url=server.urls["eu"]) as eu:
+    with (
+        httpx.Client(base_url=server.urls["global"]) as g,
+        httpx.Client(base_url=server.urls["eu"]) as eu,
+    ):
         gid = submit(g, keys, 7, tags=["where"])
         eid = submit(eu, keys, 8, tags=["where"])
         assert [i["image_id"] for i in results(g, server.app_key, {"tags": "where"})] == [gid]
@@ -140,7 +147,8 @@ def test_regions_keep_separate_results(server, keys):
 
 
 def test_failed_requests_are_listed_with_their_error(server, http, keys):
-    r = http.post("/v3/text", headers=keys,
-                  json={"src": data_uri(make_png(blank=True)), "async": True})
+    r = http.post(
+        "/v3/text", headers=keys, json={"src": data_uri(make_png(blank=True)), "async": True}
+    )
     item = wait_for(http, server.app_key, r.json()["request_id"])
     assert item["result"]["error_info"]["id"] == "image_no_content"

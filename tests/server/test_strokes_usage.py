@@ -13,8 +13,9 @@ def test_strokes_are_read_as_handwriting(server, http, keys):
     assert body["is_printed"] is False and body["request_id"]
     again = http.post("/v3/strokes", headers=keys, json={"strokes": STROKES}).json()
     assert again["text"] == body["text"]  # the same ink draws the same image
-    other = http.post("/v3/strokes", headers=keys,
-                      json={"strokes": {"strokes": {"x": [[0, 90]], "y": [[0, 90]]}}}).json()
+    other = http.post(
+        "/v3/strokes", headers=keys, json={"strokes": {"strokes": {"x": [[0, 90]], "y": [[0, 90]]}}}
+    ).json()
     assert other["text"] != body["text"]
     item = http.get("/v3/ocr-results", headers=keys, params={"tags": "ink"}).json()
     assert item["ocr_results"][0]["endpoint"] == "/v3/strokes"
@@ -24,21 +25,31 @@ def test_strokes_are_read_as_handwriting(server, http, keys):
 
 
 def test_strokes_errors_and_app_token(server, http, keys):
-    assert http.post("/v3/strokes", headers=keys, json={}).json()["error_info"]["id"] == \
-        "strokes_missing"
-    bad = http.post("/v3/strokes", headers=keys,
-                    json={"strokes": {"strokes": {"x": [[1, 2]], "y": [[1]]}}}).json()
+    assert (
+        http.post("/v3/strokes", headers=keys, json={}).json()["error_info"]["id"]
+        == "strokes_missing"
+    )
+    bad = http.post(
+        "/v3/strokes", headers=keys, json={"strokes": {"strokes": {"x": [[1, 2]], "y": [[1]]}}}
+    ).json()
     assert bad["error_info"]["id"] == "strokes_syntax_error"
-    empty = http.post("/v3/strokes", headers=keys,
-                      json={"strokes": {"strokes": {"x": [], "y": []}}}).json()
+    empty = http.post(
+        "/v3/strokes", headers=keys, json={"strokes": {"strokes": {"x": [], "y": []}}}
+    ).json()
     assert empty["error_info"]["id"] == "strokes_no_content"
     big = {"strokes": {"strokes": {"x": [list(range(60000))], "y": [list(range(60000))]}}}
-    assert http.post("/v3/strokes", headers=keys, json=big).json()["error_info"]["id"] == \
-        "sys_request_too_large"
-    token = http.post("/v3/app-tokens", headers=keys,
-                      json={"include_strokes_session_id": True}).json()
-    ok = http.post("/v3/strokes", headers={"app_token": token["app_token"]},
-                   json={"strokes": STROKES, "strokes_session_id": token["strokes_session_id"]})
+    assert (
+        http.post("/v3/strokes", headers=keys, json=big).json()["error_info"]["id"]
+        == "sys_request_too_large"
+    )
+    token = http.post(
+        "/v3/app-tokens", headers=keys, json={"include_strokes_session_id": True}
+    ).json()
+    ok = http.post(
+        "/v3/strokes",
+        headers={"app_token": token["app_token"]},
+        json={"strokes": STROKES, "strokes_session_id": token["strokes_session_id"]},
+    )
     assert "text" in ok.json()
 
 

@@ -11,10 +11,19 @@ from mathpix_nb.server import LocalServer
 from .conftest import data_uri, echo_text, make_png
 
 
-def post_file(http: httpx.Client, keys: dict[str, str], data: bytes, options: dict | None = None,
-              path: str = "/v3/text") -> httpx.Response:
-    return http.post(path, headers=keys, files={"file": ("img.png", data, "image/png")},
-                     data={"options_json": json.dumps(options or {})})
+def post_file(
+    http: httpx.Client,
+    keys: dict[str, str],
+    data: bytes,
+    options: dict | None = None,
+    path: str = "/v3/text",
+) -> httpx.Response:
+    return http.post(
+        path,
+        headers=keys,
+        files={"file": ("img.png", data, "image/png")},
+        data={"options_json": json.dumps(options or {})},
+    )
 
 
 def test_multipart_upload_names_the_image(http, keys, png):
@@ -37,9 +46,12 @@ def test_json_data_uri_and_url_src(server, http, keys, png):
 
 
 def test_formats_line_and_word_data(http, keys, png):
-    options = {"formats": ["text", "html", "data", "latex_styled"],
-               "data_options": {"include_asciimath": True}, "include_line_data": True,
-               "include_word_data": True}
+    options = {
+        "formats": ["text", "html", "data", "latex_styled"],
+        "data_options": {"include_asciimath": True},
+        "include_line_data": True,
+        "include_word_data": True,
+    }
     body = post_file(http, keys, png, options).json()
     assert body["html"].startswith("<div>") and echo_text(png) in body["html"]
     assert body["data"] == [{"type": "asciimath", "value": echo_text(png)}]
@@ -49,8 +61,9 @@ def test_formats_line_and_word_data(http, keys, png):
 
 
 def test_region_option_is_used_and_validated(http, keys, png):
-    ok = post_file(http, keys, png, {"region": {"top_left_x": 1, "top_left_y": 2, "width": 10,
-                                                "height": 5}}).json()
+    ok = post_file(
+        http, keys, png, {"region": {"top_left_x": 1, "top_left_y": 2, "width": 10, "height": 5}}
+    ).json()
     assert ok["text"].endswith("region:1,2,10,5")
     bad = post_file(http, keys, png, {"region": {"top_left_x": 1}}).json()
     assert bad["error_info"]["id"] == "opts_value_out_of_range"
@@ -67,18 +80,26 @@ def test_ocr_errors_are_http_200_with_request_id(http, keys, png):
     gif = buffer.getvalue()  # Pillow reads it, Mathpix (OpenCV) does not
     cases = [
         (http.post("/v3/text", headers=keys, json={}), "image_missing"),
-        (http.post("/v3/text", headers={**keys, "content-type": "application/json"},
-                   content=b"{nope"), "json_syntax"),
+        (
+            http.post(
+                "/v3/text", headers={**keys, "content-type": "application/json"}, content=b"{nope"
+            ),
+            "json_syntax",
+        ),
         (post_file(http, keys, b"not an image"), "image_decode_error"),
         (post_file(http, keys, make_png(blank=True)), "image_no_content"),
         (post_file(http, keys, gif), "image_decode_error"),
         (post_file(http, keys, b"%PDF-1.4 not an image"), "image_decode_error"),
         (post_file(http, keys, png, {"confidence_threshold": "high"}), "opts_number_required"),
         (post_file(http, keys, png, {"confidence_threshold": 2}), "opts_value_out_of_range"),
-        (http.post("/v3/text", headers=keys, json={"src": "data:image/png;base64,@@@"}),
-         "image_decode_error"),
-        (http.post("/v3/text", headers=keys, json={"src": "http://127.0.0.1:9/x.png"}),
-         "image_download_error"),
+        (
+            http.post("/v3/text", headers=keys, json={"src": "data:image/png;base64,@@@"}),
+            "image_decode_error",
+        ),
+        (
+            http.post("/v3/text", headers=keys, json={"src": "http://127.0.0.1:9/x.png"}),
+            "image_download_error",
+        ),
     ]
     for response, error_id in cases:
         assert response.status_code == 200, error_id
@@ -92,8 +113,11 @@ def test_math_confidence_threshold():
     from mathpix_nb.server import EchoEngine
 
     with LocalServer(engine=EchoEngine(confidence=0.5)) as srv:
-        r = httpx.post(srv.url + "/v3/text", headers=srv.credentials(),
-                       json={"src": data_uri(make_png()), "confidence_threshold": 0.9})
+        r = httpx.post(
+            srv.url + "/v3/text",
+            headers=srv.credentials(),
+            json={"src": data_uri(make_png()), "confidence_threshold": 0.9},
+        )
         assert r.json()["error_info"]["id"] == "math_confidence"
 
 
@@ -107,8 +131,9 @@ def test_size_limits(http, keys):
 
 
 def test_latex_endpoint(http, keys, png):
-    body = post_file(http, keys, png, {"formats": ["latex_styled", "text", "latex_list"]},
-                     path="/v3/latex").json()
+    body = post_file(
+        http, keys, png, {"formats": ["latex_styled", "text", "latex_list"]}, path="/v3/latex"
+    ).json()
     assert body["text"] == echo_text(png)
     assert body["latex_styled"] == f"\\text{{{echo_text(png)}}}"
     assert body["latex_list"] == [body["latex_styled"]]

@@ -25,12 +25,28 @@ def test_token_server_command_serves_tokens(http, upstream, tmp_path) -> None:
     callers.write_text(f"carol {hash_secret(secret)}\n")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MATHPIX_")}
-    env.update(MATHPIX_APP_ID=upstream.app_id, MATHPIX_APP_KEY=upstream.app_key,
-               MATHPIX_URL=upstream.urls["global"])
+    env.update(
+        MATHPIX_APP_ID=upstream.app_id,
+        MATHPIX_APP_KEY=upstream.app_key,
+        MATHPIX_URL=upstream.urls["global"],
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mathpix_nb", "token-server", "--port", str(port),
-         "--callers-file", str(callers), "--expires", "60"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "mathpix_nb",
+            "token-server",
+            "--port",
+            str(port),
+            "--callers-file",
+            str(callers),
+            "--expires",
+            "60",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:

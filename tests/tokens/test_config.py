@@ -37,7 +37,10 @@ def test_eu_region_uses_the_eu_host() -> None:
     app = create_app(app_key=KEY, callers=CALLERS, region="eu-central-1")
     upstream = app.state.token_service.upstream
     assert (upstream.base_url, upstream.region, upstream.is_eu) == (
-        "https://eu.api.mathpix.com", "eu", True)
+        "https://eu.api.mathpix.com",
+        "eu",
+        True,
+    )
 
 
 @pytest.mark.parametrize(

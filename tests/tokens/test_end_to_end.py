@@ -17,9 +17,7 @@ def _text_requests(upstream: Any) -> list[Any]:
     return [r for r in upstream.log if r.endpoint.endswith("/v3/text")]
 
 
-def test_client_ocrs_for_longer_than_one_token_lifetime(
-    start_service, upstream, png_bytes, caplog
-):
+def test_client_ocrs_for_longer_than_one_token_lifetime(start_service, upstream, png_bytes, caplog):
     caplog.set_level(logging.INFO, logger="mathpix_nb.tokens")
     lifetime = 2
     svc = start_service(expires=lifetime, min_expires=1)
@@ -41,8 +39,11 @@ def test_client_ocrs_for_longer_than_one_token_lifetime(
     assert len(texts) == len(results)
     assert all(r.auth_mode == "app_token" and r.status_code == 200 for r in texts)
     assert service.issued >= 2  # a fresh token was fetched once the first one ran out
-    expiries = [int(m.rsplit("expires_at_ms=", 1)[1].split()[0])
-                for m in caplog.messages if "issued app token" in m]
+    expiries = [
+        int(m.rsplit("expires_at_ms=", 1)[1].split()[0])
+        for m in caplog.messages
+        if "issued app token" in m
+    ]
     assert expiries[0] < finished_ms  # the run outlived the first token
 
 
@@ -56,7 +57,9 @@ def test_issued_token_really_expires_upstream(http, start_service, upstream, png
     time.sleep(max(0.0, token["app_token_expires_at"] / 1000 - time.time()) + 0.3)
     late = http.post(f"{upstream.url}/v3/text", headers=headers, files=files)
     assert late.json().get("error_info", {}).get("id") in {
-        "unauthorized_token_request", "http_unauthorized"}
+        "unauthorized_token_request",
+        "http_unauthorized",
+    }
 
 
 def test_eu_service_and_eu_client(start_service, upstream, png_bytes):
@@ -71,15 +74,16 @@ def test_eu_service_and_eu_client(start_service, upstream, png_bytes):
     assert regions == {"eu"}
 
 
-def test_wrong_caller_secret_is_an_authentication_error_for_the_client(
-    start_service, png_bytes
-):
+def test_wrong_caller_secret_is_an_authentication_error_for_the_client(start_service, png_bytes):
     from mathpix_nb import AuthenticationError
 
     svc = start_service()
-    with Mathpix(
-        token_url=f"{svc.url}/token", token_auth="not-the-secret-000000", max_retries=0
-    ) as client, pytest.raises(AuthenticationError) as info:
+    with (
+        Mathpix(
+            token_url=f"{svc.url}/token", token_auth="not-the-secret-000000", max_retries=0
+        ) as client,
+        pytest.raises(AuthenticationError) as info,
+    ):
         client.text(png_bytes)
     assert "not-the-secret-000000" not in str(info.value)
     assert "not-the-secret-000000" not in repr(info.value)
@@ -89,8 +93,12 @@ def test_wrong_caller_secret_is_an_authentication_error_for_the_client(
     ("method", "path", "kwargs", "success_key"),
     [
         ("POST", "/v3/pdf", {"json": {"url": "https://example.org/paper.pdf"}}, "pdf_id"),
-        ("POST", "/v3/pdf",
-         {"files": {"file": ("a.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf")}}, "pdf_id"),
+        (
+            "POST",
+            "/v3/pdf",
+            {"files": {"file": ("a.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf")}},
+            "pdf_id",
+        ),
         ("GET", "/v3/ocr-results", {}, "ocr_results"),
     ],
     ids=["pdf-url", "pdf-upload", "ocr-results"],
@@ -124,7 +132,9 @@ def test_client_recovers_from_an_early_expiry_through_the_service(
     upstream.configure(faults=Faults(sequence=("token_expired",), endpoints=("/v3/text",)))
     try:
         with Mathpix(
-            token_url=f"{svc.url}/token", token_auth=ALICE, region_urls=upstream.urls,
+            token_url=f"{svc.url}/token",
+            token_auth=ALICE,
+            region_urls=upstream.urls,
             max_retries=0,
         ) as client:
             results = [client.text(png_bytes) for _ in range(4)]
@@ -140,8 +150,12 @@ def test_rate_limited_caller_sees_a_rate_limit_error_with_retry_after(
     from mathpix_nb import RateLimitError
 
     svc = start_service(rate_limit_per_minute=1)
-    options = {"token_url": f"{svc.url}/token", "token_auth": ALICE,
-               "region_urls": upstream.urls, "max_retries": 0}
+    options = {
+        "token_url": f"{svc.url}/token",
+        "token_auth": ALICE,
+        "region_urls": upstream.urls,
+        "max_retries": 0,
+    }
     with Mathpix(**options) as first:
         assert first.text(png_bytes).text
     with Mathpix(**options) as second, pytest.raises(RateLimitError) as info:
@@ -151,8 +165,9 @@ def test_rate_limited_caller_sees_a_rate_limit_error_with_retry_after(
 
 
 def test_notebook_on_jupyterhub_uses_its_hub_token(start_service, upstream, fake_hub, png_bytes):
-    svc = start_service(callers=None, hub_api_url=fake_hub.api_url,
-                        prefix="/services/mathpix-tokens")
+    svc = start_service(
+        callers=None, hub_api_url=fake_hub.api_url, prefix="/services/mathpix-tokens"
+    )
     with Mathpix(
         token_url=f"{svc.url}/services/mathpix-tokens/token",
         token_auth="hub-token-ana",  # what JUPYTERHUB_API_TOKEN holds in ana's server

@@ -46,8 +46,12 @@ def test_key_and_tokens_never_leak(start_service, upstream, png_bytes, caplog, c
         assert c.text(png_bytes).text
         client_repr = repr(c)
     for auth, url in ((ALICE, svc.url), ("not-a-caller-0123456789", svc.url), (BOB, broken.url)):
-        with Mathpix(token_url=f"{url}/token", token_auth=auth, max_retries=0,
-                     region_urls=upstream.urls) as c, pytest.raises(MathpixError) as info:
+        with (
+            Mathpix(
+                token_url=f"{url}/token", token_auth=auth, max_retries=0, region_urls=upstream.urls
+            ) as c,
+            pytest.raises(MathpixError) as info,
+        ):
             c.text(png_bytes)
         errors.append(info.value)
 
@@ -64,8 +68,12 @@ def test_key_and_tokens_never_leak(start_service, upstream, png_bytes, caplog, c
     assert tokens, "the scenario must have issued tokens"
     assert any("issued app token caller=alice" in m for m in caplog.messages)
     for secret in (key, wrong_key):
-        for name, text in (("response", "\n".join(seen)), ("log", log_text),
-                           ("exception", exception_text), ("repr", reprs)):
+        for name, text in (
+            ("response", "\n".join(seen)),
+            ("log", log_text),
+            ("exception", exception_text),
+            ("repr", reprs),
+        ):
             assert secret not in text, f"the key appeared in a {name}"
     for token in tokens:
         assert token not in log_text

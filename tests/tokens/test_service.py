@@ -43,8 +43,9 @@ def test_caller_may_ask_for_shorter_but_never_longer(http, start_service) -> Non
 
 def test_asking_below_the_minimum_gets_the_minimum(http, start_service) -> None:
     svc = start_service(expires=120, min_expires=40)
-    r = http.post(f"{svc.url}/token", headers={"Authorization": f"Bearer {ALICE}"},
-                   json={"expires": 5})
+    r = http.post(
+        f"{svc.url}/token", headers={"Authorization": f"Bearer {ALICE}"}, json={"expires": 5}
+    )
     assert r.status_code == 200
     assert 30 < r.json()["app_token_expires_at"] / 1000 - time.time() <= 41
 
@@ -55,8 +56,12 @@ def test_the_app_mounts_inside_another_asgi_app(http, upstream) -> None:
 
     from mathpix_nb.tokens import ThreadedServer, create_app
 
-    tokens = create_app(app_id=upstream.app_id, app_key=upstream.app_key,
-                        region_urls=upstream.urls, callers={"alice": ALICE})
+    tokens = create_app(
+        app_id=upstream.app_id,
+        app_key=upstream.app_key,
+        region_urls=upstream.urls,
+        callers={"alice": ALICE},
+    )
     outer = Starlette(routes=[Mount("/mathpix", app=tokens)])
     with ThreadedServer(outer) as server:
         ok = http.post(f"{server.url}/mathpix/token", headers={"Authorization": f"Bearer {ALICE}"})
