@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import mimetypes
 import secrets
-import socket
 import threading
-import time
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
-import uvicorn
-
-from ._app import ServerState, build_app
+from .._serving import ThreadedServer
+from ._app import build_app
 from ._config import ServerConfig
+from ._core import ServerState
 from ._engines import Engine, resolve_engine
 from ._store import RequestRecord
 
@@ -78,98 +75,40 @@ class LocalServer:
         self._regions = names
         self._host = host
         self._port = port
-        self._sockets: dict[str, socket.socket] = {}
-        self._servers: list[uvicorn.Server] = []
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._error: BaseException | None = None
+        self._runner: ThreadedServer | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self, timeout: float = 30.0) -> LocalServer:
         """Bind the ports and serve in a daemon thread; returns once requests are accepted."""
-        if self._thread is not None:
+        if self._runner is not None:
             raise RuntimeError("LocalServer is already started")
-        self._servers, self._error = [], None
-        for i, region in enumerate(self._regions):
-            # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose
-            # proto says TCP; without it every keep-alive response waits ~40 ms (Nagle +
-            # delayed ACK) because uvicorn writes headers and body separately.
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            try:
-                sock.bind((self._host, self._port + i if self._port else 0))
-            except OSError as exc:
-                sock.close()
-                self._close_sockets()
-                raise OSError(
-                    f"cannot listen on {self._host}:{self._port + i} for region {region!r}: {exc}"
-                ) from exc
-            sock.listen(2048)
-            sock.setblocking(False)
-            self._sockets[region] = sock
-        for region in self._regions:
-            config = uvicorn.Config(
-                build_app(self._state, region),
-                http="h11",
-                lifespan="off",
-                log_level="warning",
-                access_log=False,
-                ws="none",
-                timeout_keep_alive=30,
-                backlog=2048,
-                timeout_graceful_shutdown=2,
-            )
-            self._servers.append(uvicorn.Server(config))
-        self._thread = threading.Thread(
-            target=self._run, name="mathpix-nb-local-server", daemon=True
+        runner = ThreadedServer(
+            [build_app(self._state, region) for region in self._regions],
+            host=self._host,
+            port=self._port,
+            lifespan="off",
+            on_shutdown=self._state.aclose,
+            name="mathpix-nb-local-server",
         )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not all(s.started for s in self._servers):
-            if self._error is not None or not self._thread.is_alive():
-                raise RuntimeError(f"LocalServer failed to start: {self._error!r}")
-            if time.monotonic() > deadline:
-                raise RuntimeError("LocalServer did not start within the timeout")
-            time.sleep(0.01)
+        try:
+            runner.start(timeout)
+        except OSError as exc:
+            raise OSError(f"LocalServer cannot listen for regions {self._regions}: {exc}") from exc
+        except RuntimeError as exc:
+            raise RuntimeError(f"LocalServer failed to start: {exc}") from exc
+        self._runner = runner
         return self
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # surfaced by start()
-            self._error = exc
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        try:
-            await asyncio.gather(
-                *(
-                    server.serve(sockets=[self._sockets[region]])
-                    for server, region in zip(self._servers, self._regions, strict=True)
-                )
-            )
-        finally:
-            await self._state.aclose()
 
     def stop(self) -> None:
         """Stop serving and release the ports (idempotent)."""
-        for server in self._servers:
-            server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-        self._close_sockets()
-
-    def _close_sockets(self) -> None:
-        for sock in self._sockets.values():
-            sock.close()
-        self._sockets = {}
+        if self._runner is not None:
+            self._runner.stop()
+            self._runner = None
 
     def __enter__(self) -> LocalServer:
-        return self if self._thread is not None else self.start()
+        return self if self._runner is not None else self.start()
 
     def __exit__(
         self,
@@ -180,7 +119,7 @@ class LocalServer:
         self.stop()
 
     def __repr__(self) -> str:  # never shows the key
-        urls = ", ".join(f"{r}={u}" for r, u in self.urls.items()) if self._sockets else "stopped"
+        urls = ", ".join(f"{r}={u}" for r, u in self.urls.items()) if self._runner else "stopped"
         return f"LocalServer(engine={self._state.engine.name!r}, {urls})"
 
     # ------------------------------------------------------------------ what tests read
@@ -188,12 +127,9 @@ class LocalServer:
     @property
     def urls(self) -> dict[str, str]:
         """Base URL of each region, e.g. ``{"global": "http://127.0.0.1:53211", ...}``."""
-        if not self._sockets:
+        if self._runner is None:
             raise RuntimeError("LocalServer is not started; use `with LocalServer(...) as s:`")
-        return {
-            region: "http://{}:{}".format(*sock.getsockname()[:2])
-            for region, sock in self._sockets.items()
-        }
+        return dict(zip(self._regions, self._runner.urls, strict=True))
 
     @property
     def url(self) -> str:
@@ -279,8 +215,8 @@ class LocalServer:
 
     def _call_in_loop(self, fn: Any, *args: Any) -> None:
         """Run ``fn`` on the server's loop (state is only touched there) and wait for it."""
-        loop = self._loop
-        if loop is None or self._thread is None or not loop.is_running():
+        loop = self._runner.loop if self._runner is not None else None
+        if loop is None or not loop.is_running():
             fn(*args)
             return
         done = threading.Event()

@@ -7,9 +7,9 @@ See docs/token-service.md for deployment (reverse proxy with TLS, JupyterHub ser
 
 from __future__ import annotations
 
+from .._serving import ThreadedServer
 from ._app import TokenService, create_app
 from ._callers import CALLERS_ENV, Callers, hash_secret, load_callers_file, new_secret
-from ._runner import ThreadedServer
 
 __all__ = [
     "CALLERS_ENV",

@@ -130,17 +130,16 @@ def _serve(argv: list[str], env: Mapping[str, str]) -> int:
     except ConfigurationError as exc:
         print(f"mathpix-nb token-server: {exc}", file=sys.stderr)
         return 2
-    import uvicorn
+    from .._serving import serve_forever
 
     host, port = _bind(args, env)
-    uvicorn.run(
+    serve_forever(
         app,
         host=host,
         port=port,
         log_level=args.log_level,
         proxy_headers=args.proxy_headers,
         forwarded_allow_ips=args.forwarded_allow_ips,
-        server_header=False,
     )
     return 0
 

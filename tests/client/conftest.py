@@ -6,9 +6,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import io
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -150,8 +147,8 @@ class TokenEndpoint:
         self.busy_first = busy_first  # answer 429 + Retry-After to the first N calls
         self.calls = 0
         self.refused = 0
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}/token"
+        self._server: Any = None
+        self.url = ""
 
     def app(self) -> Any:
         from starlette.applications import Starlette
@@ -180,23 +177,11 @@ class TokenEndpoint:
         return Starlette(routes=[Route("/token", token, methods=["POST"])])
 
     def __enter__(self) -> TokenEndpoint:
-        import uvicorn
+        from mathpix_nb._serving import ThreadedServer
 
-        config = uvicorn.Config(self.app(), host="127.0.0.1", port=self.port, log_level="error")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started and time.monotonic() < deadline:
-            time.sleep(0.01)
+        self._server = ThreadedServer(self.app()).start()
+        self.url = f"{self._server.url}/token"
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(5)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        self._server.stop()
