@@ -11,10 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from ._client import AsyncMathpix, Mathpix
+from ._clock import Clock, FakeClock, SystemClock
+from ._events import Event, Observer
 from ._exceptions import (
     APIError,
     AuthenticationError,
     ConfigurationError,
+    ErrorInfo,
     ImageError,
     InvalidRequestError,
     MathpixError,
@@ -26,12 +29,26 @@ from ._exceptions import (
     RateLimitError,
     RequestTimeout,
     ServerError,
+    SubmissionUncertain,
     TokenError,
     TransportError,
     error_for,
+    error_info,
+    is_fatal,
 )
 from ._images import ImagePrep, PreparedImage, prepare_image
 from ._models import AppToken, LatexResult, OcrResult, PdfResult
+from ._options import (
+    ClientOptions,
+    DataOptions,
+    LatexOptions,
+    OcrResultsFilters,
+    OptionError,
+    PdfOptions,
+    TextOptions,
+)
+from ._retry import RetryPolicy
+from ._types import Crop, DocumentInput, ImageInput
 from ._version import __version__
 
 
@@ -63,29 +80,49 @@ __all__ = [
     "AppToken",
     "AsyncMathpix",
     "AuthenticationError",
+    "ClientOptions",
+    "Clock",
     "ConfigurationError",
+    "Crop",
     "CropPanel",
+    "DataOptions",
+    "DocumentInput",
+    "ErrorInfo",
+    "Event",
+    "FakeClock",
     "ImageError",
+    "ImageInput",
     "ImagePrep",
     "InvalidRequestError",
+    "LatexOptions",
     "LatexResult",
     "Mathpix",
     "MathpixError",
     "NotAllowedError",
+    "Observer",
     "OcrError",
     "OcrResult",
+    "OcrResultsFilters",
+    "OptionError",
     "PdfError",
+    "PdfOptions",
     "PdfResult",
     "PollTimeoutError",
     "PreparedImage",
     "QuotaExceededError",
     "RateLimitError",
     "RequestTimeout",
+    "RetryPolicy",
     "ServerError",
+    "SubmissionUncertain",
+    "SystemClock",
+    "TextOptions",
     "TokenError",
     "TransportError",
     "__version__",
     "error_for",
+    "error_info",
+    "is_fatal",
     "load_ipython_extension",
     "prepare_image",
     "unload_ipython_extension",
