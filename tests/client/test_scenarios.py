@@ -128,6 +128,7 @@ async def test_crop_of_a_url_is_cut_in_upright_pixels_like_any_other_image(make,
     result = await make(**keys(srv)).text(url, crop=(0, 0, 150, 300))
     assert "echo 150x300" in result.text  # a portrait crop exists only in the upright image
     (record,) = v3(srv)
+    assert record.bytes_received > 1000  # the cut pixels went up as a file, not a URL
     assert "region" not in result.text  # cut here, not by the API's region option
 
 
