@@ -112,6 +112,7 @@ class ServerConfig:
     max_stored_documents: int = 1_000
     max_inbox_messages: int = 1_000
     on_demand_conversions: bool = True
+    conversion_wait: float = 5.0
     converter_backend: ConverterBackend = "auto"
     converter_timeout: float = 60.0
     pdf_stream_format: StreamFormat = "auto"
@@ -126,6 +127,7 @@ class ServerConfig:
             "pdf_step_delay",
             "download_timeout",
             "converter_timeout",
+            "conversion_wait",
         ):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0 or math.isnan(value):

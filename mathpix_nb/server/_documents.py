@@ -210,7 +210,13 @@ async def _download(
         return _serve(doc, ext)
     conversion = doc.conversion_status.get(ext)
     if conversion is not None and conversion["status"] == "processing":
-        return _not_ready(state, status_body)
+        # clients that download right after "completed" (LangChain's loader) get the file
+        deadline = time.monotonic() + state.config.conversion_wait
+        while doc.conversion_status[ext]["status"] == "processing":
+            if time.monotonic() >= deadline:
+                return _not_ready(state, status_body)
+            await anyio.sleep(0.02)
+        return await _download(state, doc, ext, mmd, name, status_body)
     if conversion is not None and conversion["status"] == "error":
         info = conversion["error_info"]
         return Reply(envelope(info["id"], info["message"]), status=404)
