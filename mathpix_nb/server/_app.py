@@ -444,8 +444,12 @@ class MathpixApp:
             scope = {**scope, "path": path, "raw_path": path.encode()}
         method = scope["method"]
         cors = _cors_headers(self.state, scope)
-        if method == "OPTIONS":
-            await _preflight(self.state, scope)(scope, receive, send)
+        if method == "OPTIONS":  # logged as "(preflight)", never under an API endpoint
+            started, t0 = time.time(), time.monotonic()
+            response = _preflight(self.state, scope)
+            call = Call(Request(scope, receive), self.region, "(preflight)", b"", self.state)
+            _log(self.state, call, Reply(None, status=response.status_code), started, t0)
+            await response(scope, receive, send)
             return
         route, params, allowed = self._find(path, method)
         if route is None:

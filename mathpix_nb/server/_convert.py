@@ -5,7 +5,7 @@ Our own writers make every format: ``md``, ``html``, ``tex.zip``, ``docx``, ``pp
 ``xlsx``, ``pdf`` (HTML-style), ``latex.pdf`` (LaTeX-style), ``mmd.zip``, ``md.zip``,
 ``html.zip`` and ``mmd.overlay.pdf`` (here: the ``pdf`` conversion, there is no page image
 to lay the text over). With ``converter_backend="auto"`` (the default) real tools are used
-when installed: pandoc for ``docx`` and ``pptx``, a TeX engine (``tectonic``,
+when installed: pandoc for ``docx``, a TeX engine (``tectonic``,
 ``pdflatex``, ``xelatex`` or ``lualatex``) for ``latex.pdf``; if one fails, our writer
 makes the file and the converter name says so. The name is reported in the download's
 ``X-Mathpix-Converter`` header and in ``conversion_status[fmt]["converter"]``.
@@ -75,7 +75,9 @@ def available_converters() -> dict[str, str]:
     """Which external tools ``converter_backend="auto"`` would use, by format."""
     found = {}
     if _tool("pandoc"):
-        found["docx"] = found["pptx"] = _pandoc_version()
+        # docx only: pandoc 2.x writes math into pptx with an undeclared a14 prefix, which
+        # PowerPoint repairs and python-pptx refuses, so our pptx writer is the safer one
+        found["docx"] = _pandoc_version()
     for engine in ("tectonic", "pdflatex", "xelatex", "lualatex"):
         if _tool(engine):
             found["latex.pdf"] = engine

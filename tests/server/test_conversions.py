@@ -200,6 +200,7 @@ def test_on_demand_can_be_switched_off(png):
 
 
 def test_converter_endpoint_as_mathpix_cli_sends_it(server, http, keys):
+    server.configure(converter_backend="builtin")  # checks our writers' structure
     r = http.post(
         "/v3/converter",
         headers={**keys, "Accept": "application/json, */*"},
@@ -272,6 +273,7 @@ mathpix_client = pytest.importorskip("mpxpy.mathpix_client")
 
 
 def test_mpxpy_converter_calls(server):
+    server.configure(converter_backend="builtin")
     client = mathpix_client.MathpixClient(
         app_id=server.app_id, app_key=server.app_key, api_url=server.url
     )
