@@ -51,6 +51,7 @@ from ._documents import (
     handle_converter_get,
     handle_converter_new,
     handle_converter_results,
+    handle_export,
     handle_pdf_delete,
     handle_pdf_get,
     handle_pdf_new,
@@ -590,6 +591,15 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec(
         "/v3/converter-results", "/v3/converter-results", ("GET",), handle_converter_results, "key"
+    ),
+    Spec(
+        "/v1/export/{kind:path}",
+        "/v1/export/{kind}",
+        ("POST",),
+        handle_export,
+        "group",
+        True,
+        "max_converter_bytes",
     ),
     Spec("/v3/batch", "/v3/batch", ("POST",), handle_batch_new, "keys", metered=True),
     Spec("/v3/batch/{batch_id}", "/v3/batch/{batch_id}", ("GET",), handle_batch_get, "keys"),

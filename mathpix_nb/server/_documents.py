@@ -619,6 +619,43 @@ async def handle_converter_results(state: ServerState, call: Call) -> Reply:
     )
 
 
+EXPORT_FORMATS = {"docx": "docx", "latex": "tex.zip", "pdf/html": "pdf", "pdf/latex": "latex.pdf"}
+
+
+async def handle_export(state: ServerState, call: Call) -> Reply:
+    """``POST v1/export/{docx,latex,pdf/html,pdf/latex}`` ``{"mmd", "fileName"?}``: the
+    older synchronous export Mathpix's JS CLI (``mpx``) calls with ``app_key`` alone; the
+    answer is the file itself (docx, a LaTeX zip, or a PDF)."""
+    kind = call.request.path_params["kind"]
+    fmt = EXPORT_FORMATS.get(kind)
+    if fmt is None:
+        return error(
+            "opts_unknown_format",
+            f"Unknown export {kind!r}; use {', '.join(EXPORT_FORMATS)}",
+            status=404,
+            formats=[kind],
+        )
+    options = parse_json_object(call.body, state)
+    if isinstance(options, Reply):
+        return options
+    mmd = options.get("mmd")
+    if not isinstance(mmd, str):
+        return error("opts_value_out_of_range", "mmd must be a string", name="mmd", value=None)
+    raw_name = options.get("fileName")
+    name = (
+        re.sub(r"[^\w.-]+", "_", raw_name) if isinstance(raw_name, str) and raw_name else "export"
+    )
+    doc = Conversions()
+    await make_output(state, doc, fmt, mmd, name)
+    if fmt not in doc.outputs:
+        info = doc.conversion_status[fmt]["error_info"]
+        return Reply(envelope(info["id"], info["message"]), status=500)
+    reply = _serve(doc, fmt)
+    ext = {"tex.zip": "zip", "latex.pdf": "pdf"}.get(fmt, fmt)
+    reply.headers["Content-Disposition"] = f'attachment; filename="{name}.{ext}"'
+    return reply
+
+
 # --------------------------------------------------------------------------- batch
 
 

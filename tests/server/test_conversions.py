@@ -5,6 +5,7 @@ demand) and from ``POST v3/converter``; each names the converter that made it.""
 from __future__ import annotations
 
 import io
+import json
 import time
 import xml.etree.ElementTree as ET
 import zipfile
@@ -358,3 +359,28 @@ def test_go_cli_streamed_multipart_upload(server, http, keys):
     assert set(conv["conversion_status"]) == {"docx", "md"}
     made = http.get(f"/v3/pdf/{pdf_id}.docx", headers=keys).content
     assert "echo pdf page 2" in check_file("docx", made)
+
+
+@pytest.mark.parametrize(
+    ("kind", "content_type", "fmt"),
+    [
+        ("docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", "docx"),
+        ("latex", "application/zip", "tex.zip"),
+        ("pdf/html", "application/pdf", "pdf"),
+        ("pdf/latex", "application/pdf", "latex.pdf"),
+    ],
+)
+def test_js_cli_export_endpoints(server, http, kind, content_type, fmt):
+    """Mathpix's JS CLI converts Markdown with POST v1/export/*, app_key alone, a string
+    body (node-fetch sends it as text/plain) and checks the content type exactly."""
+    r = http.post(
+        f"/v1/export/{kind}",
+        headers={"app_key": server.app_key, "Content-Type": "text/plain;charset=UTF-8"},
+        content=json.dumps({"mmd": MMD, "fileName": "notes"}),
+    )
+    assert r.status_code == 200 and r.headers["content-type"] == content_type
+    text = check_file(fmt, r.content) if fmt != "tex.zip" else ""
+    if fmt == "tex.zip":
+        with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+            text = zf.read("notes/notes.tex").decode()
+    assert "Results" in text
