@@ -113,6 +113,7 @@ class ServerConfig:
     max_inbox_messages: int = 1_000
     on_demand_conversions: bool = True
     conversion_wait: float = 5.0
+    failing_conversions: tuple[str, ...] = ()
     converter_backend: ConverterBackend = "auto"
     converter_timeout: float = 60.0
     pdf_stream_format: StreamFormat = "auto"
@@ -189,6 +190,7 @@ class ServerConfig:
                     f"{name} must be one of {', '.join(map(repr, allowed))}, "
                     f"got {getattr(self, name)!r}"
                 )
+        object.__setattr__(self, "failing_conversions", tuple(self.failing_conversions))
         origins = self.cors_allow_origins
         if isinstance(origins, str):
             object.__setattr__(self, "cors_allow_origins", (origins,))

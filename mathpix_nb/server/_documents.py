@@ -129,6 +129,12 @@ async def make_output(state: ServerState, doc: Conversions, fmt: str, mmd: str, 
     """Convert ``mmd`` to ``fmt`` in a worker thread; record the bytes, the converter and
     the format's status (``completed``, or ``error`` with ``conversion_error``)."""
     cfg = state.config
+    if fmt in cfg.failing_conversions:  # an injected fault, for clients' error paths
+        doc.conversion_status[fmt] = {
+            "status": "error",
+            "error_info": {"id": "conversion_error", "message": f"{fmt} conversion failed"},
+        }
+        return
     try:
         made = await anyio.to_thread.run_sync(
             lambda: convert(

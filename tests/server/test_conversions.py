@@ -384,3 +384,15 @@ def test_js_cli_export_endpoints(server, http, kind, content_type, fmt):
         with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
             text = zf.read("notes/notes.tex").decode()
     assert "Results" in text
+
+
+def test_failing_conversions_can_be_injected(server, http, keys):
+    server.configure(failing_conversions=("docx",))
+    conv = http.post("/v3/converter", headers=keys, json={"mmd": MMD, "formats": {"docx": True}})
+    path = f"/v3/converter/{conv.json()['conversion_id']}"
+    status = wait(
+        http, keys, path, lambda b: b["conversion_status"]["docx"]["status"] != "processing"
+    )
+    assert status["conversion_status"]["docx"]["status"] == "error"
+    r = http.get(f"{path}.docx", headers=keys)
+    assert r.status_code == 404 and r.json()["error_info"]["id"] == "conversion_error"
