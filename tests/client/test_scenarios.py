@@ -486,8 +486,12 @@ async def test_pdf_from_url_and_failed_conversion(make, srv):
     url = srv.host_file(_pdf_bytes(1), "doc.pdf")
     result = await api.call("pdf", url, poll_interval=0.02, timeout=30)
     assert result.mmd
-    with pytest.raises(PdfError, match="docx"):
-        await api.call("pdf", url, outputs=("docx",), poll_interval=0.02, timeout=30)
+    srv.configure(failing_conversions=("docx",))  # the server converts docx; make it fail
+    try:
+        with pytest.raises(PdfError, match="docx"):
+            await api.call("pdf", url, outputs=("docx",), poll_interval=0.02, timeout=30)
+    finally:
+        srv.configure(failing_conversions=())
 
 
 async def test_pdf_poll_deadline(make, srv):
