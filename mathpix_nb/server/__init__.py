@@ -85,6 +85,7 @@ from __future__ import annotations
 
 from ._config import Faults, ServerConfig
 from ._engines import EchoEngine, Engine, EngineError, OfflineEngine
+from ._files_config import FileFaults
 from ._local import LocalServer
 from ._store import RequestRecord
 
@@ -93,6 +94,7 @@ __all__ = [
     "Engine",
     "EngineError",
     "Faults",
+    "FileFaults",
     "LocalServer",
     "OfflineEngine",
     "RequestRecord",
