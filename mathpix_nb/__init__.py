@@ -15,10 +15,12 @@ from ._exceptions import (
     APIError,
     AuthenticationError,
     ConfigurationError,
+    ConflictError,
     ImageError,
     InvalidRequestError,
     MathpixError,
     NotAllowedError,
+    NotFoundError,
     OcrError,
     PdfError,
     PollTimeoutError,
@@ -30,6 +32,7 @@ from ._exceptions import (
     TransportError,
     error_for,
 )
+from ._files_api import FileEntry, FilesJob, FileStatus, JobSubmission, verify_webhook
 from ._images import ImagePrep, PreparedImage, prepare_image
 from ._models import AppToken, LatexResult, OcrResult, PdfResult
 from ._version import __version__
@@ -64,14 +67,20 @@ __all__ = [
     "AsyncMathpix",
     "AuthenticationError",
     "ConfigurationError",
+    "ConflictError",
     "CropPanel",
+    "FileEntry",
+    "FileStatus",
+    "FilesJob",
     "ImageError",
     "ImagePrep",
     "InvalidRequestError",
+    "JobSubmission",
     "LatexResult",
     "Mathpix",
     "MathpixError",
     "NotAllowedError",
+    "NotFoundError",
     "OcrError",
     "OcrResult",
     "PdfError",
@@ -89,4 +98,5 @@ __all__ = [
     "load_ipython_extension",
     "prepare_image",
     "unload_ipython_extension",
+    "verify_webhook",
 ]
