@@ -436,6 +436,8 @@ async def _submit_one(
         await journal.submission(
             region.name, sub, [rec], job if created_job else None, idem_key, response
         )
+        if job is not None and not created_job and sub.callback is not None:
+            await journal.job(region.name, job)
     call.request_id = file_id
     _enqueue(state, account, region, [rec])
     return Reply(dict(response))
