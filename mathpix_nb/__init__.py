@@ -17,11 +17,13 @@ from ._exceptions import (
     APIError,
     AuthenticationError,
     ConfigurationError,
+    ConflictError,
     ErrorInfo,
     ImageError,
     InvalidRequestError,
     MathpixError,
     NotAllowedError,
+    NotFoundError,
     OcrError,
     PdfError,
     PollTimeoutError,
@@ -36,6 +38,7 @@ from ._exceptions import (
     error_info,
     is_fatal,
 )
+from ._files_api import FileEntry, FilesJob, FileStatus, JobSubmission, verify_webhook
 from ._images import ImagePrep, PreparedImage, prepare_image
 from ._models import AppToken, LatexResult, OcrResult, PdfResult
 from ._options import (
@@ -83,6 +86,7 @@ __all__ = [
     "ClientOptions",
     "Clock",
     "ConfigurationError",
+    "ConflictError",
     "Crop",
     "CropPanel",
     "DataOptions",
@@ -90,15 +94,20 @@ __all__ = [
     "ErrorInfo",
     "Event",
     "FakeClock",
+    "FileEntry",
+    "FileStatus",
+    "FilesJob",
     "ImageError",
     "ImageInput",
     "ImagePrep",
     "InvalidRequestError",
+    "JobSubmission",
     "LatexOptions",
     "LatexResult",
     "Mathpix",
     "MathpixError",
     "NotAllowedError",
+    "NotFoundError",
     "Observer",
     "OcrError",
     "OcrResult",
@@ -126,4 +135,5 @@ __all__ = [
     "load_ipython_extension",
     "prepare_image",
     "unload_ipython_extension",
+    "verify_webhook",
 ]

@@ -22,6 +22,7 @@ from typing_extensions import Unpack
 from ._clock import Clock
 from ._config import Settings, resolve_settings
 from ._events import Observer
+from ._files_api import FileEntry, FilesApi, FilesJob, FileStatus, JobSubmission
 from ._images import ImagePrep
 from ._models import AppToken, LatexResult, OcrResult, PdfResult
 from ._options import (
@@ -377,6 +378,253 @@ class Mathpix(_BaseMathpix):
     ) -> None:
         self.close()
 
+    # -- Files API (/files/v1) ---------------------------------------------------------------
+    # Flows in _files_api.py; keys only (the Files API takes no app tokens).
+    def files_submit(
+        self,
+        source_uri: str,
+        *,
+        outputs: Iterable[str] = (),
+        job_id: str | None = None,
+        custom_id: str | None = None,
+        filename: str | None = None,
+        destination_uri: str | None = None,
+        destination_basename: str | None = None,
+        s3_region: str | None = None,
+        image_output_mode: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        callback_url: str | None = None,
+        callback_headers: Mapping[str, str] | None = None,
+        callback_events: Iterable[str] | None = None,
+        idempotency_key: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Submit one document by ``https://`` URL or ``s3://`` / ``gs://`` / Azure URI to the
+        Files API; returns its ``file_id``. ``outputs``: formats besides mmd (``"md"``,
+        ``"docx"``...); ``options``: v3/pdf OCR options (``page_ranges``, ``rm_spaces``...)."""
+        return self._run(
+            FilesApi(self._core).submit(
+                source_uri,
+                outputs=outputs,
+                job_id=job_id,
+                custom_id=custom_id,
+                filename=filename,
+                destination_uri=destination_uri,
+                destination_basename=destination_basename,
+                s3_region=s3_region,
+                image_output_mode=image_output_mode,
+                metadata=metadata,
+                callback_url=callback_url,
+                callback_headers=callback_headers,
+                callback_events=callback_events,
+                idempotency_key=idempotency_key,
+                options=options,
+            )
+        )
+
+    def files_upload(
+        self,
+        document: Any,
+        *,
+        outputs: Iterable[str] = (),
+        job_id: str | None = None,
+        custom_id: str | None = None,
+        filename: str | None = None,
+        destination_uri: str | None = None,
+        destination_basename: str | None = None,
+        s3_region: str | None = None,
+        image_output_mode: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        callback_url: str | None = None,
+        callback_headers: Mapping[str, str] | None = None,
+        callback_events: Iterable[str] | None = None,
+        idempotency_key: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Upload one document (path, bytes or binary file) to the Files API; returns its
+        ``file_id``. The arguments are those of ``files_submit``."""
+        return self._run(
+            FilesApi(self._core).upload(
+                document,
+                outputs=outputs,
+                job_id=job_id,
+                custom_id=custom_id,
+                filename=filename,
+                destination_uri=destination_uri,
+                destination_basename=destination_basename,
+                s3_region=s3_region,
+                image_output_mode=image_output_mode,
+                metadata=metadata,
+                callback_url=callback_url,
+                callback_headers=callback_headers,
+                callback_events=callback_events,
+                idempotency_key=idempotency_key,
+                options=options,
+            )
+        )
+
+    def files_job(
+        self,
+        files: Iterable[str | Mapping[str, Any]],
+        *,
+        job_id: str | None = None,
+        outputs: Iterable[str] = (),
+        image_output_mode: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        callback_url: str | None = None,
+        callback_headers: Mapping[str, str] | None = None,
+        callback_events: Iterable[str] | None = None,
+        idempotency_key: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> JobSubmission:
+        """Submit up to 200,000 documents in one call: each a source URI or a dict with
+        ``source_uri`` and optional ``custom_id``, ``filename``, ``destination_uri``,
+        ``destination_basename``, ``s3_region``, ``page_ranges``. Per-item failures show up
+        later as those files' errors (``files_list(job_id, status="error")``)."""
+        return self._run(
+            FilesApi(self._core).submit_job(
+                files,
+                job_id=job_id,
+                outputs=outputs,
+                image_output_mode=image_output_mode,
+                metadata=metadata,
+                callback_url=callback_url,
+                callback_headers=callback_headers,
+                callback_events=callback_events,
+                idempotency_key=idempotency_key,
+                options=options,
+            )
+        )
+
+    def files_job_status(self, job_id: str) -> FilesJob:
+        """A Files API job's status and counters (``file_count``, ``files_completed``...)."""
+        return self._run(FilesApi(self._core).job_status(job_id))
+
+    def files_wait_job(
+        self, job_id: str, *, timeout: float | None = None, poll_interval: float | None = None
+    ) -> FilesJob:
+        """Poll a job until every file is final (default timeout one hour)."""
+        return self._run(
+            FilesApi(self._core).wait_job(job_id, timeout=timeout, poll_interval=poll_interval)
+        )
+
+    def files_finalize(self, job_id: str) -> dict[str, Any]:
+        """Close a job to new files, so its ``job.completed`` webhook can fire."""
+        return self._run(FilesApi(self._core).finalize(job_id))
+
+    def files_list(
+        self, job_id: str, *, status: str | None = None, page_size: int = 100
+    ) -> Iterator[FileEntry]:
+        """Iterate over a job's files, page after page; ``status``: ``"pending"``,
+        ``"completed"`` or ``"error"`` (entries carry a status only when filtered)."""
+        api = FilesApi(self._core)
+
+        def entries() -> Iterator[FileEntry]:
+            token: str | None = None
+            while True:
+                page, token = self._run(
+                    api.files_page(job_id, status=status, limit=page_size, paging_state=token)
+                )
+                yield from page
+                if not token:
+                    return
+
+        return entries()
+
+    def files_jobs(
+        self, *, start: str | None = None, end: str | None = None, page_size: int = 100
+    ) -> Iterator[dict[str, Any]]:
+        """Iterate over the account's jobs, newest first (``start``/``end``: yyyy-mm-dd)."""
+        api = FilesApi(self._core)
+
+        def jobs() -> Iterator[dict[str, Any]]:
+            token: str | None = None
+            while True:
+                page, token = self._run(
+                    api.jobs_page(start=start, end=end, limit=page_size, paging_state=token)
+                )
+                yield from page
+                if not token:
+                    return
+
+        return jobs()
+
+    def files_status(self, file_id: str) -> FileStatus:
+        """A Files API document's status (pages, percent done, per-format states, error)."""
+        return self._run(FilesApi(self._core).status(file_id))
+
+    def files_by_custom_id(self, job_id: str, custom_id: str) -> FileStatus:
+        """The status of the file a job knows by your ``custom_id``."""
+        return self._run(FilesApi(self._core).by_custom_id(job_id, custom_id))
+
+    def files_wait(
+        self,
+        file_id: str,
+        *,
+        formats: bool = True,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+    ) -> FileStatus:
+        """Poll a document until it is final (``formats=True``: its formats too); returns the
+        last status, also an ``error`` one (check ``.ok``)."""
+        return self._run(
+            FilesApi(self._core).wait(
+                file_id, formats=formats, timeout=timeout, poll_interval=poll_interval
+            )
+        )
+
+    def files_download(self, file_id: str, ext: str = "mmd") -> bytes:
+        """One output of a Files API document (``mmd``, ``lines.json`` or a requested format)."""
+        return self._run(FilesApi(self._core).download(file_id, ext))
+
+    def files_delete(self, file_id: str) -> dict[str, Any]:
+        """Delete a finished document and its results (idempotent)."""
+        return self._run(FilesApi(self._core).delete(file_id))
+
+    def files_identities(self) -> dict[str, Any]:
+        """The Mathpix identities (and your ``external_id``) to grant bucket access to."""
+        return self._run(FilesApi(self._core).identities())
+
+    def files_data_source_register(
+        self,
+        provider: str,
+        bucket: str,
+        auth_method: str,
+        details: Mapping[str, str],
+        *,
+        name: str | None = None,
+        region: str | None = None,
+        secret: str | None = None,
+    ) -> str:
+        """Register a bucket (``provider`` aws/gcp/azure); returns the data_source_id."""
+        return self._run(
+            FilesApi(self._core).data_source_register(
+                provider, bucket, auth_method, details, name=name, region=region, secret=secret
+            )
+        )
+
+    def files_data_sources(self) -> list[dict[str, Any]]:
+        """The registered data sources (secrets are never returned)."""
+        return self._run(FilesApi(self._core).data_sources())
+
+    def files_data_source_test(self, data_source_id: str) -> dict[str, Any]:
+        """Probe a data source: ``{"result": "ok"|"failed", "checks", "message"}``."""
+        return self._run(FilesApi(self._core).data_source_test(data_source_id))
+
+    def files_data_source_delete(self, data_source_id: str) -> dict[str, Any]:
+        """Remove a data source registration (the cloud-side grant stays)."""
+        return self._run(FilesApi(self._core).data_source_delete(data_source_id))
+
+    def files_webhook_secret(self) -> str:
+        """The webhook signing secret (check deliveries with ``verify_webhook``)."""
+        return self._run(FilesApi(self._core).webhook_secret())
+
+    def files_webhook_test(
+        self, callback_url: str, callback_headers: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Send one signed test notification: ``{"status", "response_code", "detail"}``."""
+        return self._run(FilesApi(self._core).webhook_test(callback_url, callback_headers))
+
 
 class AsyncMathpix(_BaseMathpix):
     """Asynchronous Mathpix client: the same methods as ``Mathpix``, awaited.
@@ -582,3 +830,253 @@ class AsyncMathpix(_BaseMathpix):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+    # -- Files API (/files/v1) ---------------------------------------------------------------
+    # Flows in _files_api.py; keys only (the Files API takes no app tokens).
+    async def files_submit(
+        self,
+        source_uri: str,
+        *,
+        outputs: Iterable[str] = (),
+        job_id: str | None = None,
+        custom_id: str | None = None,
+        filename: str | None = None,
+        destination_uri: str | None = None,
+        destination_basename: str | None = None,
+        s3_region: str | None = None,
+        image_output_mode: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        callback_url: str | None = None,
+        callback_headers: Mapping[str, str] | None = None,
+        callback_events: Iterable[str] | None = None,
+        idempotency_key: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Submit one document by ``https://`` URL or ``s3://`` / ``gs://`` / Azure URI to the
+        Files API; returns its ``file_id``. ``outputs``: formats besides mmd (``"md"``,
+        ``"docx"``...); ``options``: v3/pdf OCR options (``page_ranges``, ``rm_spaces``...)."""
+        return await self._run(
+            FilesApi(self._core).submit(
+                source_uri,
+                outputs=outputs,
+                job_id=job_id,
+                custom_id=custom_id,
+                filename=filename,
+                destination_uri=destination_uri,
+                destination_basename=destination_basename,
+                s3_region=s3_region,
+                image_output_mode=image_output_mode,
+                metadata=metadata,
+                callback_url=callback_url,
+                callback_headers=callback_headers,
+                callback_events=callback_events,
+                idempotency_key=idempotency_key,
+                options=options,
+            )
+        )
+
+    async def files_upload(
+        self,
+        document: Any,
+        *,
+        outputs: Iterable[str] = (),
+        job_id: str | None = None,
+        custom_id: str | None = None,
+        filename: str | None = None,
+        destination_uri: str | None = None,
+        destination_basename: str | None = None,
+        s3_region: str | None = None,
+        image_output_mode: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        callback_url: str | None = None,
+        callback_headers: Mapping[str, str] | None = None,
+        callback_events: Iterable[str] | None = None,
+        idempotency_key: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Upload one document (path, bytes or binary file) to the Files API; returns its
+        ``file_id``. The arguments are those of ``files_submit``."""
+        return await self._run(
+            FilesApi(self._core).upload(
+                document,
+                outputs=outputs,
+                job_id=job_id,
+                custom_id=custom_id,
+                filename=filename,
+                destination_uri=destination_uri,
+                destination_basename=destination_basename,
+                s3_region=s3_region,
+                image_output_mode=image_output_mode,
+                metadata=metadata,
+                callback_url=callback_url,
+                callback_headers=callback_headers,
+                callback_events=callback_events,
+                idempotency_key=idempotency_key,
+                options=options,
+            )
+        )
+
+    async def files_job(
+        self,
+        files: Iterable[str | Mapping[str, Any]],
+        *,
+        job_id: str | None = None,
+        outputs: Iterable[str] = (),
+        image_output_mode: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        callback_url: str | None = None,
+        callback_headers: Mapping[str, str] | None = None,
+        callback_events: Iterable[str] | None = None,
+        idempotency_key: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> JobSubmission:
+        """Submit up to 200,000 documents in one call: each a source URI or a dict with
+        ``source_uri`` and optional ``custom_id``, ``filename``, ``destination_uri``,
+        ``destination_basename``, ``s3_region``, ``page_ranges``. Per-item failures show up
+        later as those files' errors (``files_list(job_id, status="error")``)."""
+        return await self._run(
+            FilesApi(self._core).submit_job(
+                files,
+                job_id=job_id,
+                outputs=outputs,
+                image_output_mode=image_output_mode,
+                metadata=metadata,
+                callback_url=callback_url,
+                callback_headers=callback_headers,
+                callback_events=callback_events,
+                idempotency_key=idempotency_key,
+                options=options,
+            )
+        )
+
+    async def files_job_status(self, job_id: str) -> FilesJob:
+        """A Files API job's status and counters (``file_count``, ``files_completed``...)."""
+        return await self._run(FilesApi(self._core).job_status(job_id))
+
+    async def files_wait_job(
+        self, job_id: str, *, timeout: float | None = None, poll_interval: float | None = None
+    ) -> FilesJob:
+        """Poll a job until every file is final (default timeout one hour)."""
+        return await self._run(
+            FilesApi(self._core).wait_job(job_id, timeout=timeout, poll_interval=poll_interval)
+        )
+
+    async def files_finalize(self, job_id: str) -> dict[str, Any]:
+        """Close a job to new files, so its ``job.completed`` webhook can fire."""
+        return await self._run(FilesApi(self._core).finalize(job_id))
+
+    def files_list(
+        self, job_id: str, *, status: str | None = None, page_size: int = 100
+    ) -> AsyncIterator[FileEntry]:
+        """Iterate (``async for``) over a job's files, page after page; ``status``: ``"pending"``,
+        ``"completed"`` or ``"error"`` (entries carry a status only when filtered)."""
+        api = FilesApi(self._core)
+
+        async def entries() -> AsyncIterator[FileEntry]:
+            token: str | None = None
+            while True:
+                page, token = await self._run(
+                    api.files_page(job_id, status=status, limit=page_size, paging_state=token)
+                )
+                for entry in page:
+                    yield entry
+                if not token:
+                    return
+
+        return entries()
+
+    def files_jobs(
+        self, *, start: str | None = None, end: str | None = None, page_size: int = 100
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Iterate (``async for``) over the account's jobs, newest first (``start``/``end``:
+        yyyy-mm-dd)."""
+        api = FilesApi(self._core)
+
+        async def jobs() -> AsyncIterator[dict[str, Any]]:
+            token: str | None = None
+            while True:
+                page, token = await self._run(
+                    api.jobs_page(start=start, end=end, limit=page_size, paging_state=token)
+                )
+                for job in page:
+                    yield job
+                if not token:
+                    return
+
+        return jobs()
+
+    async def files_status(self, file_id: str) -> FileStatus:
+        """A Files API document's status (pages, percent done, per-format states, error)."""
+        return await self._run(FilesApi(self._core).status(file_id))
+
+    async def files_by_custom_id(self, job_id: str, custom_id: str) -> FileStatus:
+        """The status of the file a job knows by your ``custom_id``."""
+        return await self._run(FilesApi(self._core).by_custom_id(job_id, custom_id))
+
+    async def files_wait(
+        self,
+        file_id: str,
+        *,
+        formats: bool = True,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+    ) -> FileStatus:
+        """Poll a document until it is final (``formats=True``: its formats too); returns the
+        last status, also an ``error`` one (check ``.ok``)."""
+        return await self._run(
+            FilesApi(self._core).wait(
+                file_id, formats=formats, timeout=timeout, poll_interval=poll_interval
+            )
+        )
+
+    async def files_download(self, file_id: str, ext: str = "mmd") -> bytes:
+        """One output of a Files API document (``mmd``, ``lines.json`` or a requested format)."""
+        return await self._run(FilesApi(self._core).download(file_id, ext))
+
+    async def files_delete(self, file_id: str) -> dict[str, Any]:
+        """Delete a finished document and its results (idempotent)."""
+        return await self._run(FilesApi(self._core).delete(file_id))
+
+    async def files_identities(self) -> dict[str, Any]:
+        """The Mathpix identities (and your ``external_id``) to grant bucket access to."""
+        return await self._run(FilesApi(self._core).identities())
+
+    async def files_data_source_register(
+        self,
+        provider: str,
+        bucket: str,
+        auth_method: str,
+        details: Mapping[str, str],
+        *,
+        name: str | None = None,
+        region: str | None = None,
+        secret: str | None = None,
+    ) -> str:
+        """Register a bucket (``provider`` aws/gcp/azure); returns the data_source_id."""
+        return await self._run(
+            FilesApi(self._core).data_source_register(
+                provider, bucket, auth_method, details, name=name, region=region, secret=secret
+            )
+        )
+
+    async def files_data_sources(self) -> list[dict[str, Any]]:
+        """The registered data sources (secrets are never returned)."""
+        return await self._run(FilesApi(self._core).data_sources())
+
+    async def files_data_source_test(self, data_source_id: str) -> dict[str, Any]:
+        """Probe a data source: ``{"result": "ok"|"failed", "checks", "message"}``."""
+        return await self._run(FilesApi(self._core).data_source_test(data_source_id))
+
+    async def files_data_source_delete(self, data_source_id: str) -> dict[str, Any]:
+        """Remove a data source registration (the cloud-side grant stays)."""
+        return await self._run(FilesApi(self._core).data_source_delete(data_source_id))
+
+    async def files_webhook_secret(self) -> str:
+        """The webhook signing secret (check deliveries with ``verify_webhook``)."""
+        return await self._run(FilesApi(self._core).webhook_secret())
+
+    async def files_webhook_test(
+        self, callback_url: str, callback_headers: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Send one signed test notification: ``{"status", "response_code", "detail"}``."""
+        return await self._run(FilesApi(self._core).webhook_test(callback_url, callback_headers))

@@ -19,6 +19,8 @@ Everything derives from ``MathpixError``; API answers are mapped by ``error_info
           │    └── QuotaExceededError  429 monthly quota (limit_name *_monthly_limit): never retried
           ├── ServerError              5xx or sys_exception
           ├── InvalidRequestError      opts_*, json_syntax, sys_request_too_large, image_missing ...
+          │    ├── NotFoundError       Files API not_found / data_source_not_found (404)
+          │    └── ConflictError       Files API conflict (409): busy, or registered twice
           ├── OcrError                 image_no_content, image_decode_error, math_confidence ...
           └── PdfError                 pdf_* ids and PDF status "error"
 
@@ -40,11 +42,13 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "ConfigurationError",
+    "ConflictError",
     "ErrorInfo",
     "ImageError",
     "InvalidRequestError",
     "MathpixError",
     "NotAllowedError",
+    "NotFoundError",
     "OcrError",
     "PdfError",
     "PollTimeoutError",
@@ -199,6 +203,15 @@ class InvalidRequestError(APIError):
     """The request itself is wrong: ``opts_*``, ``json_syntax``, ``sys_request_too_large``..."""
 
 
+class NotFoundError(InvalidRequestError):
+    """Files API 404 ``not_found`` / ``data_source_not_found``: the id is unknown here."""
+
+
+class ConflictError(InvalidRequestError):
+    """Files API 409 ``conflict``: e.g. deleting a file still processing, a bucket or name
+    registered twice, or a finalized job."""
+
+
 class OcrError(APIError):
     """This image could not be read: ``image_no_content``, ``image_decode_error``, ..."""
 
@@ -269,6 +282,33 @@ _BY_ID: dict[str, tuple[type[APIError], str]] = {
     "pdf_page_limit_exceeded": (PdfError, "too many pages; split the PDF or use page_ranges"),
     "conversion_error": (PdfError, "a requested conversion failed"),
     "file_missing": (InvalidRequestError, "no file was sent"),
+    # the Files API (/files/v1): real HTTP statuses, the id in "error"
+    "unauthorized": (
+        AuthenticationError,
+        "check app_key (env MATHPIX_APP_KEY); the Files API needs the API key",
+    ),
+    "forbidden": (AuthenticationError, "the id belongs to another group"),
+    "not_found": (
+        NotFoundError,
+        "the file, job or data source id is unknown in this region (or was deleted)",
+    ),
+    "data_source_not_found": (
+        NotFoundError,
+        "register the bucket first with data_source_register(...) (same region)",
+    ),
+    "conflict": (ConflictError, "see the message: the resource is busy or already exists"),
+    "bad_request": (InvalidRequestError, "fix the field the message names"),
+    "payload_too_large": (InvalidRequestError, "the request or upload is too large"),
+    "unsupported_format": (
+        InvalidRequestError,
+        "that format was not requested at submission; submit again with it in outputs=",
+    ),
+    "format_not_ready": (
+        PdfError,
+        "the format is still converting; wait with files_wait() or poll files_status()",
+    ),
+    "unavailable": (ServerError, "a Mathpix service is briefly unavailable; retry"),
+    "quota_exceeded": (QuotaExceededError, "the account quota is used up"),
 }
 
 

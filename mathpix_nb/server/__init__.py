@@ -28,6 +28,8 @@ Endpoints (Mathpix v3, see ``../shared/mathpix-api.md`` and ``docs/server.md``):
     Local extras (no auth): ``GET /_local/health``, ``GET /_local/files/{name}`` (files
     published with ``server.host_file(...)``) and ``POST /_local/inbox/{name}`` (a callback
     sink: ``server.inbox_url()`` / ``server.inbox()``).
+    The Files API ``/files/v1/*`` (options ``bucket_root``, ``files_jobs_response``,
+    ``webhook_allow_http``, ``file_faults``, ``files_state_dir``...): see docs/files-api.md.
 
 Behaviour models (``LocalServer(...)`` keywords, changeable with ``server.configure``):
     ``latency_base`` + ``latency_per_kb`` (seconds per KB of image received) are slept
@@ -99,6 +101,7 @@ from __future__ import annotations
 
 from ._config import Faults, ServerConfig
 from ._engines import EchoEngine, Engine, EngineError, OfflineEngine
+from ._files_config import FileFaults
 from ._local import LocalServer
 from ._store import RequestRecord
 
@@ -107,6 +110,7 @@ __all__ = [
     "Engine",
     "EngineError",
     "Faults",
+    "FileFaults",
     "LocalServer",
     "OfflineEngine",
     "RequestRecord",

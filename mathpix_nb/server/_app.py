@@ -58,6 +58,7 @@ from ._documents import (
     handle_pdf_results,
     handle_pdf_stream,
 )
+from ._files import ROUTES as FILES_ROUTES
 from ._images import handle_latex, handle_ocr_results, handle_ocr_usage, handle_strokes, handle_text
 from ._store import RequestRecord
 from ._tokens import handle_app_token_delete, handle_app_token_get, handle_app_token_new
@@ -608,6 +609,7 @@ SPECS: tuple[Spec, ...] = (
     Spec("/_local/health", "/_local/health", ("GET",), handle_health, "none"),
     Spec("/_local/inbox/{name}", "/_local/inbox/{name}", ("POST",), handle_inbox_post, "none"),
 )
+SPECS += tuple(Spec(*route) for route in FILES_ROUTES)  # the Files API, /files/v1 (_files.py)
 
 
 def build_app(state: ServerState, region: str) -> ASGIApp:

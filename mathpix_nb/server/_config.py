@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from ._files_config import FileFaults, check_files_options
 
 FAULT_KINDS = ("http_5xx", "sys_exception", "drop", "slow", "token_expired")
 
@@ -37,7 +40,7 @@ class Faults:
             the first matching requests before the random draws start, for exact scenarios
             such as ``("http_5xx", "drop", None)``.
         endpoints: endpoint templates the faults apply to (e.g. ``("/v3/text",)``); ``None``
-            means every ``/v3`` endpoint.
+            means every ``/v3`` and ``/files`` endpoint.
     """
 
     http_5xx: float = 0.0
@@ -88,6 +91,14 @@ class ServerConfig:
     monthly_page_quota: int | None = None
     async_delay: float = 0.0
     faults: Faults | None = None
+    # Files API (/files/v1): see _files_config.py and docs/files-api.md
+    files_jobs_response: Literal["defer", "reject"] = "defer"
+    files_workers: int = 64
+    files_max_items: int = 200_000
+    bucket_root: str | os.PathLike[str] | None = None
+    files_state_dir: str | os.PathLike[str] | None = None
+    webhook_allow_http: bool = False
+    file_faults: FileFaults | None = None
     expired_token_mode: ExpiredTokenMode = "200"
     token_min_expires: float = 30
     token_max_expires: float = 43200
@@ -202,6 +213,7 @@ class ServerConfig:
             object.__setattr__(self, "cors_allow_origins", tuple(origins))
         if self.faults is not None and not isinstance(self.faults, Faults):
             raise TypeError(f"faults must be a Faults(...) object or None, got {type(self.faults)}")
+        check_files_options(self)
 
     def replace(self, **changes: Any) -> ServerConfig:
         """A copy with ``changes`` applied; unknown names raise ``TypeError`` naming them."""

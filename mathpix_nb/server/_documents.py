@@ -784,3 +784,14 @@ async def handle_batch_get(state: ServerState, call: Call) -> Reply:
     if job.callback is not None:
         body["callback"] = job.callback
     return Reply(body)
+
+
+# --------------------------------------------------------------------------- hook: Files API
+
+
+async def run_document(
+    state: ServerState, call: Call, job: PdfJob, data: bytes, options: dict[str, Any]
+) -> None:
+    """The v3/pdf pipeline for one document already in memory: fills ``job``'s status,
+    pages, outputs and conversion status (used by the Files API, ``_files.py``)."""
+    await _process_pdf(state, call, job, data, None, options)
