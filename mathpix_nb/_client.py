@@ -271,7 +271,6 @@ class Mathpix(_BaseMathpix):
         self,
         image: ImageInput,
         *,
-        tags: Iterable[str] | str | None = None,
         crop: Crop | None = None,
         prepare: bool | ImagePrep | None = None,
         extra_options: Mapping[str, Any] | None = None,
@@ -284,7 +283,6 @@ class Mathpix(_BaseMathpix):
         """
         flow = self._core.submit(
             image,
-            tags=tags,
             crop=crop,
             prepare=prepare,
             options=options,
@@ -730,7 +728,6 @@ class AsyncMathpix(_BaseMathpix):
         self,
         image: ImageInput,
         *,
-        tags: Iterable[str] | str | None = None,
         crop: Crop | None = None,
         prepare: bool | ImagePrep | None = None,
         extra_options: Mapping[str, Any] | None = None,
@@ -739,7 +736,6 @@ class AsyncMathpix(_BaseMathpix):
         """Send an async ``v3/text`` job; see :meth:`Mathpix.submit`."""
         flow = self._core.submit(
             image,
-            tags=tags,
             crop=crop,
             prepare=prepare,
             options=options,

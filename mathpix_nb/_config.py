@@ -210,7 +210,7 @@ def _check_url(name: str, url: Any) -> str:
         raise ConfigurationError(
             f"{name} must be an http:// or https:// URL with a host, got {safe_url(url)!r}"
         )
-    return url
+    return str(url)
 
 
 def resolve_endpoint(
@@ -275,7 +275,7 @@ def _credential(
                 "the real value (it was probably pasted with extra text). Fix: copy it again "
                 "from https://console.mathpix.com (or from whoever issued it)."
             )
-    return value
+    return str(value)
 
 
 def _auth_value(name: str, value: Any) -> str | Mapping[str, str] | None:

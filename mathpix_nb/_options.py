@@ -69,7 +69,7 @@ class DataOptions(TypedDict, total=False):
 
 class _CommonImageOptions(TypedDict, total=False):
     metadata: Mapping[str, Any]
-    tags: Sequence[str]
+    tags: Sequence[str] | str
     callback: Mapping[str, Any]
     region: RegionBox
     include_detected_alphabets: bool
@@ -300,7 +300,7 @@ def _matches(value: Any, tp: Any) -> bool:
         if not isinstance(value, Mapping):
             return False
         hints = _hints(tp)
-        required = getattr(tp, "__required_keys__", frozenset())
+        required: frozenset[str] = getattr(tp, "__required_keys__", frozenset())
         if set(value) - set(hints) or required - set(value):
             return False
         return all(_matches(v, hints[k]) for k, v in value.items())

@@ -533,7 +533,7 @@ class ClientCore:
                     "the URL, or pass the image file instead.",
                     source=source,
                 )
-            return response.content
+            return bytes(response.content)
         raise ImageError(f"Too many redirects downloading {source}.", source=source)
 
     def image_builder(
@@ -597,6 +597,8 @@ class ClientCore:
         opts = check_options(
             TextOptions, options, what=what, also=("crop", "prepare", "extra_options")
         )
+        if "tags" in opts:
+            opts["tags"] = list(_tag_list(opts["tags"]))
         return merge_extra(opts, extra, what=what)
 
     def text(
@@ -641,7 +643,6 @@ class ClientCore:
         self,
         image: Any,
         *,
-        tags: Iterable[str] | str | None = None,
         crop: Any = None,
         prepare: Any = None,
         options: Mapping[str, Any] | None = None,
@@ -651,7 +652,7 @@ class ClientCore:
         upload raises :class:`SubmissionUncertain` (never a blind resend)."""
         self.credentials.key_headers("submit() (async v3/text)")  # refuse before preparing
         opts = self.text_options(options or {}, extra_options, what="submit()")
-        tag_list = _tag_list(tags)
+        tag_list = _tag_list(opts.pop("tags", None))
         if tag_list:
             opts["tags"] = list(tag_list)
         opts["async"] = True

@@ -78,9 +78,8 @@ def fs(files_server: LocalServer) -> Iterator[LocalServer]:
 
 
 def client(make: Any, srv: LocalServer, **kwargs: Any) -> Api:
-    api = make(app_id=srv.app_id, app_key=srv.app_key, region_urls=srv.urls, **kwargs)
-    api.client._core.retry = RetryPolicy(max_retries=3, base_delay=0.01, max_delay=0.05)
-    return api
+    fast = RetryPolicy(max_retries=3, base_delay=0.01, max_delay=0.05)
+    return make(app_id=srv.app_id, app_key=srv.app_key, region_urls=srv.urls, retry=fast, **kwargs)
 
 
 async def collect(iterator: Any) -> list[Any]:

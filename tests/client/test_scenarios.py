@@ -27,15 +27,14 @@ from mathpix_nb import (
     QuotaExceededError,
     RateLimitError,
     RequestTimeout,
+    RetryPolicy,
     TokenError,
     TransportError,
     prepare_image,
 )
-from mathpix_nb._retry import RetryPolicy
 from mathpix_nb.server import Faults
 
 from .conftest import (
-    Api,
     TokenEndpoint,
     error_text,
     keys,
@@ -48,10 +47,9 @@ from .conftest import (
 pytestmark = pytest.mark.anyio
 
 
-def fast(api: Api, retries: int = 3) -> Api:
-    """Keep the retry policy but make its waits tiny (tests must stay fast)."""
-    api.client._core.retry = RetryPolicy(max_retries=retries, base_delay=0.01, max_delay=0.05)
-    return api
+def fast(retries: int = 3, **kwargs: Any) -> RetryPolicy:
+    """The default retry rules with tiny waits (tests must stay fast): ``retry=fast()``."""
+    return RetryPolicy(max_retries=retries, base_delay=0.01, max_delay=0.05, **kwargs)
 
 
 def v3(srv: Any, endpoint: str = "/v3/text", *, at_least: int = 0) -> list[Any]:
@@ -306,7 +304,7 @@ async def test_eu_with_environment_variables(make, srv, monkeypatch):
 @pytest.mark.parametrize("fault", ["http_5xx", "sys_exception", "drop"])
 async def test_transient_faults_are_retried(make, srv, fault):
     srv.configure(faults=Faults(sequence=(fault, fault)))
-    api = fast(make(**keys(srv)))
+    api = make(**keys(srv, retry=fast()))
     assert "echo" in (await api.text(text_image())).text
     assert len(v3(srv, at_least=3)) == 3
 
@@ -317,7 +315,7 @@ async def test_transient_faults_are_retried(make, srv, fault):
 )
 async def test_persistent_faults_raise_after_retries(make, srv, fault, error):
     srv.configure(faults=Faults(**{fault: 1.0}))
-    api = fast(make(**keys(srv)), retries=2)
+    api = make(**keys(srv), retry=fast(2))
     with pytest.raises(Exception) as info:
         await api.text(text_image())
     assert type(info.value).__name__ == error
@@ -328,7 +326,7 @@ async def test_submit_is_not_resent_after_a_connection_broke_mid_answer(make, sr
     """An async job may already be accepted (and billed) when the answer is lost: no blind
     resend; the error says how to find it instead. text() keeps retrying (see above)."""
     srv.configure(faults=Faults(sequence=("drop",)))
-    api = fast(make(**keys(srv)))
+    api = make(**keys(srv, retry=fast()))
     with pytest.raises(Exception) as info:
         await api.call("submit", text_image(), tags=["maybe-accepted"])
     assert isinstance(info.value, TransportError)
@@ -339,7 +337,7 @@ async def test_submit_is_not_resent_after_a_connection_broke_mid_answer(make, sr
 
 async def test_slow_answer_times_out_then_raises_request_timeout(make, srv):
     srv.configure(faults=Faults(slow=1.0, slow_seconds=1.0))
-    api = fast(make(**keys(srv), timeout=0.3), retries=1)
+    api = make(**keys(srv), timeout=0.3, retry=fast(1))
     with pytest.raises(RequestTimeout) as info:
         await api.text(text_image())
     assert isinstance(info.value, TransportError)
@@ -348,7 +346,7 @@ async def test_slow_answer_times_out_then_raises_request_timeout(make, srv):
 
 async def test_per_minute_rate_limit_is_retried_then_raised(make, fresh):
     fresh.configure(rate_limit_per_minute=1)
-    api = fast(make(**keys(fresh)), retries=2)
+    api = make(**keys(fresh), retry=fast(2))
     await api.text(text_image())
     with pytest.raises(RateLimitError) as info:
         await api.text(text_image())
@@ -358,8 +356,7 @@ async def test_per_minute_rate_limit_is_retried_then_raised(make, fresh):
 
 async def test_retry_after_is_read(make, fresh):
     fresh.configure(rate_limit_per_minute=1, retry_after_header=True)
-    api = fast(make(**keys(fresh)), retries=3)
-    api.client._core.retry.max_retry_after = 0.5  # do not wait a minute in a test
+    api = make(**keys(fresh), retry=fast(3, max_retry_after=0.5))  # never wait a minute here
     await api.text(text_image())
     with pytest.raises(RateLimitError) as info:
         await api.text(text_image())
@@ -369,7 +366,7 @@ async def test_retry_after_is_read(make, fresh):
 
 async def test_monthly_quota_is_never_retried(make, fresh):
     fresh.configure(monthly_quota=1)
-    api = fast(make(**keys(fresh)))
+    api = make(**keys(fresh, retry=fast()))
     await api.text(text_image())
     with pytest.raises(QuotaExceededError, match="image_monthly_limit"):
         await api.text(text_image())
@@ -377,7 +374,7 @@ async def test_monthly_quota_is_never_retried(make, fresh):
 
 
 async def test_connection_refused_is_transport_error(make):
-    api = fast(make(app_id="a", app_key="b", base_url="http://127.0.0.1:9"), retries=1)
+    api = make(app_id="a", app_key="b", base_url="http://127.0.0.1:9", retry=fast(1))
     with pytest.raises(TransportError, match="local server running"):
         await api.text(text_image())
 
@@ -508,14 +505,13 @@ async def test_no_secret_in_any_repr_error_or_log(make, srv, caplog):
     caplog.set_level("DEBUG")
     token = await make(**keys(srv)).call("app_token", expires=60)
     clients = [
-        make(**keys(srv)),
-        make(**keys(srv), use_app_tokens=True),
-        make(app_token=token.app_token, region_urls=srv.urls),
+        make(**keys(srv), retry=fast(1)),
+        make(**keys(srv), use_app_tokens=True, retry=fast(1)),
+        make(app_token=token.app_token, region_urls=srv.urls, retry=fast(1)),
     ]
     texts = [repr(token), str(token)]
     srv.configure(faults=Faults(sys_exception=1.0))
     for api in clients:
-        fast(api, retries=1)
         texts += [repr(api.client), repr(api.client.settings)]
         with pytest.raises(MathpixError) as info:
             await api.text(text_image())
@@ -553,7 +549,7 @@ async def test_too_large_requests_are_not_retried(make, srv):
     text_image(1500, 1500).save(buf, "BMP")  # uncompressed: 6.75 MB
     big = buf.getvalue()
     assert len(big) > 5 * 1024 * 1024
-    api = fast(make(**keys(srv)))
+    api = make(**keys(srv, retry=fast()))
     with pytest.raises(InvalidRequestError, match="sys_request_too_large") as info:
         await api.text(big, prepare=False)
     assert "prepare=True" in str(info.value)
