@@ -91,8 +91,18 @@ class Table:
         return frame
 
 
+_CELL_MATH = re.compile(r"\$(?=\S)[^$\n]+?(?<=\S)\$(?!\d)")
+
+
 def _pipe_cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|") or " "
+    """A cell for a pipe table: one line, ``|`` escaped, a dollar of prose escaped (not math)."""
+    text = " ".join(text.split()).replace("|", "\\|")
+    out, pos = [], 0
+    for m in _CELL_MATH.finditer(text):
+        out += [text[pos : m.start()].replace("$", "\\$"), m.group(0)]
+        pos = m.end()
+    out.append(text[pos:].replace("$", "\\$"))
+    return "".join(out) or " "
 
 
 def _unique_names(cells: list[str]) -> list[str]:
@@ -123,8 +133,15 @@ def _maybe_numeric(pd: Any, column: Any) -> Any:
 
 
 def _looks_like_header(row: list[str]) -> bool:
+    """A first row names columns when its cells are distinct words (not numbers), mostly filled."""
     cells = [c.strip() for c in row]
-    return bool(cells) and all(cells) and len(set(cells)) == len(cells)
+    filled = [c for c in cells if c]
+    return (
+        bool(filled)
+        and 2 * len(filled) >= len(cells)
+        and len(set(filled)) == len(filled)
+        and not any(_NUMBER.match(c.replace("−", "-")) for c in filled)
+    )
 
 
 # -- LaTeX tabular --------------------------------------------------------------------------
