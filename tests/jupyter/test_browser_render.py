@@ -91,7 +91,11 @@ def _server(app: str, tmp_path: Path, notebook: str) -> Iterator[str]:
     import nbformat
 
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nb.cells = [nbformat.v4.new_code_cell(c) for c in (SETUP, SHOW, PANEL)]
     nbformat.write(nb, root / notebook)
     repo = str(Path(__file__).resolve().parents[2])
