@@ -50,10 +50,12 @@ CHECK_DOC = """(doc) => {
   const svgs = [...doc.querySelectorAll('mjx-container svg')];
   const display = doc.querySelector('mjx-container[display=true] svg');
   const heading = doc.querySelector('h1, h2, h3');
+  const inline = doc.querySelector('mjx-container:not([display]) svg');
   return {
     cells, svgs: svgs.length,
     displayHeight: display ? display.getBoundingClientRect().height : 0,
     heading: heading ? heading.textContent.trim() : '',
+    inlineDisplay: inline ? getComputedStyle(inline).display : '',
     text: doc.innerText,
     width: doc.getBoundingClientRect().width,
     overflow: doc.closest('.mpx-root').scrollWidth - doc.closest('.mpx-root').clientWidth,
@@ -69,6 +71,7 @@ def _check_rendered(page: Any, selector: str) -> dict[str, Any]:
     assert got["svgs"] >= 3  # \bar{x}, the display sum, x^2 in the table
     assert got["displayHeight"] > 30  # the display-size ∑ with stretched brackets
     assert got["heading"] == "Results"
+    assert got["inlineDisplay"] == "inline-block"  # inline math stays in its line
     assert "\\begin{" not in got["text"] and "\\section" not in got["text"]
     assert "\\hline" not in got["text"]
     return got
@@ -194,6 +197,23 @@ def test_jupyterlab_light_and_dark_at_a_narrow_width(tmp_path: Path) -> None:
         assert page.locator(".mpx-table-item .mpx-copy-csv").count() >= 2
         page.locator(".mpx-view").first.screenshot(path=str(ARTIFACTS / "render_lab_light.png"))
         page.locator(".mpx-panel").screenshot(path=str(ARTIFACTS / "panel_lab_light.png"))
+        # Keyboard cropping: focus the picture (a visible ring), an arrow draws the middle half,
+        # arrows move it, Shift moves ten steps, Alt resizes, Escape = whole image.
+        canvas = page.locator(".mpx-panel .mpx-canvas")
+        canvas.focus()
+        ring = canvas.evaluate("(n) => getComputedStyle(n).outlineWidth")
+        assert ring == "2px"
+        crop = page.locator(".mpx-panel .mpx-selection")
+        page.keyboard.press("ArrowRight")
+        assert crop.get_attribute("data-crop") == "60,40,120,80"
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("Shift+ArrowDown")
+        x, y, w, h = (int(v) for v in (crop.get_attribute("data-crop") or "").split(","))
+        assert x > 60 and y >= 40 + 10 and (w, h) == (120, 80)
+        page.keyboard.press("Alt+ArrowLeft")
+        assert int((crop.get_attribute("data-crop") or "").split(",")[2]) < 120
+        page.keyboard.press("Escape")
+        assert crop.get_attribute("data-crop") == "0,0,240,160"
         light = page.locator(".mpx-panel .mpx-doc").evaluate("(n) => getComputedStyle(n).color")
 
         page.evaluate(
