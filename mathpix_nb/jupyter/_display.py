@@ -10,7 +10,8 @@ nbviewer, a terminal) show those. In marimo, ``_display_`` returns the widget it
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from . import _assets
 
@@ -68,8 +69,9 @@ def rich_view(result: Any) -> Any:
 
 def show(result: Any, *, titles: list[str] | None = None) -> None:
     """Display a result (or a list of results) with Mathpix's renderer."""
-    from IPython.display import display
+    from IPython.display import display as _display
 
+    display = cast(Callable[[Any], None], _display)
     if isinstance(result, (list, tuple)):
         from ._view import ResultView
 
