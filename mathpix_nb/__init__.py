@@ -8,8 +8,10 @@ when used, so ``import mathpix_nb`` needs nothing but httpx and Pillow.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
+from . import _models
 from ._client import AsyncMathpix, Mathpix
 from ._clock import Clock, FakeClock, SystemClock
 from ._events import Event, Observer
@@ -62,6 +64,29 @@ def __getattr__(name: str) -> Any:
 
         return CropPanel
     raise AttributeError(f"module 'mathpix_nb' has no attribute {name!r}")
+
+
+def _notebook_bundle(result: Any, bundle: dict[str, Any]) -> dict[str, Any]:
+    # Results display with Mathpix's renderer in a Jupyter kernel ([jupyter] extra); the
+    # surface is imported on the first display there, never by `import mathpix_nb`.
+    if "ipykernel" not in sys.modules:
+        return bundle
+    try:
+        from .jupyter._display import rich_bundle
+    except ImportError:  # no [jupyter] extra: the static Markdown is the display
+        return bundle
+    return rich_bundle(result, bundle)
+
+
+def _notebook_view(result: Any) -> Any:
+    try:
+        from .jupyter._display import rich_view
+    except ImportError:
+        return None
+    return rich_view(result)
+
+
+_models.set_display_hooks(bundle=_notebook_bundle, view=_notebook_view)
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -225,7 +225,7 @@ def test_ocr_result_markdown_and_repr() -> None:
     }
     result = OcrResult(raw=raw)
     assert result.markdown() == "Price \\$5, area $\\pi r^2$\n\n$$\nE = mc^2\n$$\n"
-    assert result._repr_markdown_() == result.markdown()
+    assert result._repr_markdown_() == result.markdown().strip()  # the static display view
     assert result.confidence == 0.98 and result.request_id == "r1" and result.raw is raw
     assert "0.980" in repr(result)
     assert OcrResult(raw={})._repr_markdown_().startswith("*(no text")
