@@ -7,15 +7,13 @@ show secrets (``AppToken`` masks its token).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["AppToken", "LatexResult", "OcrResult", "PdfResult", "to_markdown"]
+from ._mmd import MATH
 
-# Mathpix Markdown uses \( \) and \[ \]; JupyterLab's renderer wants $ and $$.
-_MATH_RE = re.compile(r"\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
+__all__ = ["AppToken", "LatexResult", "OcrResult", "PdfResult", "to_markdown"]
 
 
 def to_markdown(mmd: str) -> str:
@@ -30,9 +28,13 @@ def to_markdown(mmd: str) -> str:
     """
     out: list[str] = []
     pos = 0
-    for match in _MATH_RE.finditer(mmd):
+    # Mathpix Markdown uses \( \) and \[ \]; JupyterLab's renderer wants $ and $$. Dollar
+    # spans are not MMD math: their dollars are escaped like any other.
+    for match in MATH.finditer(mmd):
+        inline, display = match.group("i1"), match.group("d2")
+        if inline is None and display is None:
+            continue
         out.append(mmd[pos : match.start()].replace("$", r"\$"))
-        inline, display = match.group(1), match.group(2)
         if inline is not None:
             out.append(f"${inline.strip()}$")
         else:

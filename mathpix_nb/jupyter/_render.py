@@ -14,16 +14,11 @@ import html
 import re
 from typing import Any
 
+from .._mmd import MATH
+
 __all__ = ["markdown_to_html", "render_result_html"]
 
-# Display math first so "$$" is never read as two empty inline spans.
-_MATH = re.compile(
-    r"\$\$(?P<d1>.+?)\$\$"
-    r"|\\\[(?P<d2>.+?)\\\]"
-    r"|\\\((?P<i1>.+?)\\\)"
-    r"|(?<![\\$])\$(?P<i2>[^$\n]+?)(?<!\\)\$",
-    re.DOTALL,
-)
+_MATH = MATH  # the one MMD math rule (mathpix_nb._mmd)
 _SLOT = "\x00{}\x00"
 _SLOT_RE = re.compile("\x00(\\d+)\x00")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
