@@ -16,7 +16,7 @@ from mathpix_nb import AsyncMathpix, Mathpix
 from mathpix_nb._exceptions import (
     AuthenticationError,
     ConfigurationError,
-    MathpixError,
+    ImageError,
     NotAllowedError,
 )
 from mathpix_nb._models import to_markdown
@@ -175,7 +175,9 @@ def test_pdf_page_mode_uses_page_data(
     pdf = make_pdf("three.pdf", ["alpha", "beta", "gamma"])
     docs = MathpixLoader(pdf, mode="page", cache=False, **creds).load()
 
-    assert [d.metadata["page"] for d in docs] == [1, 2, 3]
+    # LangChain's convention (PyPDFLoader): page is 0-based, page_label the printed number
+    assert [d.metadata["page"] for d in docs] == [0, 1, 2]
+    assert [d.metadata["page_label"] for d in docs] == ["1", "2", "3"]
     assert len({d.metadata["pdf_id"] for d in docs}) == 1
     assert all(d.metadata["total_pages"] == 3 for d in docs)
     assert all(d.page_content.strip() for d in docs)
@@ -187,7 +189,9 @@ def test_pdf_options_pass_through(local_server: Any, creds: dict[str, Any], make
     docs = MathpixLoader(
         pdf, mode="page", pdf_options={"page_ranges": "2-3"}, cache=False, **creds
     ).load()
-    assert [d.metadata["page"] for d in docs] == [2, 3]  # real page numbers, not 1..n
+    # real page numbers (0-based), not 0..n-1 of the selected pages
+    assert [d.metadata["page"] for d in docs] == [1, 2]
+    assert [d.metadata["page_label"] for d in docs] == ["2", "3"]
     assert {d.metadata["total_pages"] for d in docs} == {2}  # pages converted
     assert "page 2" in docs[0].page_content and "page 3" in docs[1].page_content
 
@@ -396,9 +400,14 @@ def test_on_error_raise(
     local_server: Any, creds: dict[str, Any], good_and_bad: tuple[Path, Path]
 ) -> None:
     good, bad = good_and_bad
-    with pytest.raises(MathpixError) as info:
+    start = len(local_server.log)
+    with pytest.raises(ImageError) as info:
         MathpixLoader([good, bad], on_error="raise", cache=False, **creds).load()
-    assert "bad.png" in str(info.value) or getattr(info.value, "source", "").endswith("bad.png")
+    # The error names the bad file, in its message and as its source ...
+    assert info.value.source == str(bad)
+    assert "bad.png" in str(info.value)
+    # ... and the good file before it was read (the bad one never went out).
+    assert len(new_records(local_server, start)) == 1
 
 
 def test_on_error_skip(
@@ -531,7 +540,7 @@ def test_blob_parser_parses_bytes_and_paths(
         parser.close()
     assert from_data.metadata["source"] == str(img)
     assert sha12(img) in from_data.page_content
-    assert [d.metadata["page"] for d in pages] == [1, 2]
+    assert [d.metadata["page"] for d in pages] == [0, 1]
 
 
 def test_blob_parser_with_generic_loader(

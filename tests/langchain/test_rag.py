@@ -77,7 +77,7 @@ def test_rag_pipeline_retrieves_the_right_page(tmp_path: Path, embeddings: Any) 
         )
         docs = loader.load()
 
-    assert [d.metadata["page"] for d in docs] == [1, 2, 3]
+    assert [d.metadata["page_label"] for d in docs] == ["1", "2", "3"]  # page is 0-based
     assert "Eiffel" in docs[1].page_content  # the offline engine really read the page
 
     splitter = splitters.RecursiveCharacterTextSplitter(chunk_size=120, chunk_overlap=0)
@@ -86,12 +86,12 @@ def test_rag_pipeline_retrieves_the_right_page(tmp_path: Path, embeddings: Any) 
     store = InMemoryVectorStore.from_documents(chunks, embeddings)
 
     (hit,) = store.similarity_search("How tall is the tower in Paris?", k=1)
-    assert hit.metadata["page"] == 2 and "330" in hit.page_content
+    assert hit.metadata["page_label"] == "2" and "330" in hit.page_content
     assert hit.metadata["source"] == str(pdf) and hit.metadata["pdf_id"]
     (hit,) = store.similarity_search("How do plants make sugar?", k=1)
-    assert hit.metadata["page"] == 1
+    assert hit.metadata["page_label"] == "1"
     (hit,) = store.similarity_search("algorithm for searching a sorted array", k=1)
-    assert hit.metadata["page"] == 3
+    assert hit.metadata["page_label"] == "3"
 
 
 def test_rag_notebook_runs(tmp_path: Path) -> None:
