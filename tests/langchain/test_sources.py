@@ -33,7 +33,7 @@ def test_an_empty_source_string_is_an_error_never_the_working_directory(
     make_image("cwd/page.png")
     monkeypatch.chdir(tmp_path / "cwd")  # a scan of "" would find this image
     start = len(local_server.log)
-    with pytest.raises(ValueError, match="empty source string.*never read as the working"):
+    with pytest.raises(ValueError, match=r"empty source string.*never read as the working"):
         MathpixLoader(empty, **creds)
     with pytest.raises(ValueError, match="empty source string"):
         MathpixLoader(["page.png", empty], **creds)
@@ -164,7 +164,8 @@ def test_special_files_are_refused_never_read(
     good = make_image("ok.png")
     start = len(local_server.log)
 
-    docs = MathpixLoader([fifo, "/dev/zero", good], on_error="document", cache=False, **creds).load()
+    loader = MathpixLoader([fifo, "/dev/zero", good], on_error="document", cache=False, **creds)
+    docs = loader.load()
 
     assert [d.metadata["source"] for d in docs] == [str(fifo), "/dev/zero", str(good)]
     assert "FIFO" in docs[0].metadata["error"] and "not a regular file" in docs[0].metadata["error"]
