@@ -198,7 +198,7 @@ def _protected(
 ) -> tuple[list[tuple[int, int]], list[tuple[int, int]], list[_Heading]]:
     """Sorted, merged spans where no cut may fall, the atomic blocks, and the headings."""
     atoms, headings = _blocks(text)
-    spans = list(atoms)
+    spans = [*atoms, *((h.start, h.end) for h in headings)]  # a heading line is never cut
     pos = 0
     for start, end in [*atoms, (len(text), len(text))]:
         spans.extend((pos + s, pos + e) for s, e in math_spans(text[pos:start]))
