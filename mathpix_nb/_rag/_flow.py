@@ -520,6 +520,10 @@ class RagEngine:
         items = [
             it for src in sources for it in expand(src, max_files=self.max_files, convert=convert)
         ]
+        return self.check_items(items)
+
+    def check_items(self, items: list[Item]) -> list[Item]:
+        """``on_error="raise"`` raises the first source error; PDFs in token mode refused."""
         if self.on_error == "raise":
             for it in items:
                 if it.error is not None:
