@@ -543,18 +543,62 @@ def test_blob_parser_parses_bytes_and_paths(
     assert [d.metadata["page"] for d in pages] == [0, 1]
 
 
-def test_blob_parser_with_generic_loader(
-    local_server: Any, creds: dict[str, Any], make_image: Any, tmp_path: Path
+def test_blob_parser_with_langchain_core_blobs_only(
+    local_server: Any, creds: dict[str, Any], make_image: Any, make_pdf: Any, tmp_path: Path
 ) -> None:
-    generic = pytest.importorskip("langchain_community.document_loaders.generic")
-    a = make_image("gl/a.png", size=(101, 31))
-    b = make_image("gl/b.png", size=(102, 31))
-    loader = generic.GenericLoader.from_filesystem(
-        tmp_path / "gl", glob="*.png", parser=MathpixBlobParser(cache=False, **creds)
-    )
-    docs = loader.load()
-    assert sorted(d.metadata["source"] for d in docs) == sorted([str(a), str(b)])
+    """The docs' example: blobs from paths and bytes, no langchain-community."""
+    a = make_image("bl/a.png", size=(101, 31))
+    pdf = make_pdf("bl/sub/paper.pdf", ["one", "two"])
+    with MathpixBlobParser(mode="page", cache=False, **creds) as parser:
+        docs = [
+            doc
+            for path in sorted((tmp_path / "bl").glob("**/*"))
+            if path.is_file()
+            for doc in parser.lazy_parse(Blob.from_path(path))
+        ]
+        blob = Blob.from_data(
+            a.read_bytes(), mime_type="image/png", metadata={"source": "s3://b/a"}
+        )
+        (from_bytes,) = parser.parse(blob)
+    assert [(d.metadata["source"], d.metadata.get("page")) for d in docs] == [
+        (str(a), None),
+        (str(pdf), 0),
+        (str(pdf), 1),
+    ]
+    assert from_bytes.metadata["source"] == "s3://b/a" and sha12(a) in from_bytes.page_content
     assert all(isinstance(d, Document) and d.page_content for d in docs)
+
+
+# ---------------------------------------------------------------------------- ids
+
+
+def test_document_ids_are_stable_uuids_from_source_page_and_content(
+    local_server: Any, creds: dict[str, Any], make_image: Any, make_pdf: Any, tmp_path: Path
+) -> None:
+    import uuid
+
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    img = make_image("ids/a.png")
+    pdf = make_pdf("ids/p.pdf", ["one", "two"])
+    first = MathpixLoader([img, pdf], mode="page", cache=False, **creds).load()
+    again = MathpixLoader([img, pdf], mode="page", cache=False, **creds).load()
+
+    assert [d.id for d in first] == [d.id for d in again]  # a new request, the same ids
+    assert first[0].metadata["request_id"] != again[0].metadata["request_id"]
+    assert len({d.id for d in first}) == 3
+    assert all(uuid.UUID(str(d.id)).version == 5 for d in first)  # stores such as Qdrant want UUIDs
+    copy = tmp_path / "ids" / "b.png"
+    copy.write_bytes(img.read_bytes())
+    (other,) = MathpixLoader(copy, cache=False, **creds).load()
+    assert other.page_content == first[0].page_content and other.id != first[0].id
+
+    # A vector store keyed by Document.id: re-indexing the same files adds nothing.
+    store = InMemoryVectorStore(DeterministicFakeEmbedding(size=8))
+    store.add_documents(first)
+    store.add_documents(again)
+    assert len(store.store) == 3
 
 
 # ---------------------------------------------------------------------------- bad input
