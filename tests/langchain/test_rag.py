@@ -59,10 +59,9 @@ def embeddings() -> Iterator[Any]:
 
 
 def test_rag_pipeline_retrieves_the_right_page(tmp_path: Path, embeddings: Any) -> None:
-    import langchain_text_splitters as splitters
     from langchain_core.vectorstores import InMemoryVectorStore
 
-    from mathpix_nb.langchain import MathpixLoader
+    from mathpix_nb.langchain import MathpixLoader, MathpixMarkdownSplitter
     from mathpix_nb.server import LocalServer
 
     pdf = write_pdf(tmp_path / "notes.pdf", PAGES, size=(800, 240))  # small pages: quick OCR
@@ -80,7 +79,7 @@ def test_rag_pipeline_retrieves_the_right_page(tmp_path: Path, embeddings: Any) 
     assert [d.metadata["page_label"] for d in docs] == ["1", "2", "3"]  # page is 0-based
     assert "Eiffel" in docs[1].page_content  # the offline engine really read the page
 
-    splitter = splitters.RecursiveCharacterTextSplitter(chunk_size=120, chunk_overlap=0)
+    splitter = MathpixMarkdownSplitter(chunk_size=120, chunk_overlap=0)
     chunks = splitter.split_documents(docs)
     assert len(chunks) >= 3
     store = InMemoryVectorStore.from_documents(chunks, embeddings)

@@ -149,3 +149,11 @@ def test_bad_sizes_are_refused() -> None:
         split_mmd("x", chunk_size=10, chunk_overlap=10)
     with pytest.raises(ValueError, match="chunk_size"):
         split_mmd("x", chunk_size=0)
+
+
+def test_the_core_examples_hold() -> None:
+    import doctest
+
+    import mathpix_nb._mmd
+
+    assert doctest.testmod(mathpix_nb._mmd).failed == 0
