@@ -64,7 +64,7 @@ DEFAULT_MAX_FILES = 10_000
 
 HOW_TO = (
     "Pass an existing file, a directory, a glob pattern such as 'scans/*.png', an http(s) URL, "
-    "a data: URI, bytes or a langchain Blob."
+    "a data: URI or bytes (in LangChain also a Blob)."
 )
 
 
@@ -86,6 +86,7 @@ class Item:
     url: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     error: Exception | None = None
+    _digest: list[str] = field(default_factory=list, compare=False, repr=False)
 
     def payload(self) -> Any:
         """What the client's ``text()`` / ``pdf()`` / ``files_upload()`` accepts."""
@@ -96,16 +97,19 @@ class Item:
         return self.data
 
     def content_sha256(self) -> str | None:
-        """sha256 of the bytes (a file is hashed in chunks, never read whole), or None."""
+        """sha256 of the bytes (a file is hashed in 1 MB blocks, never read whole; once per
+        item), or None for a URL."""
+        if self._digest:
+            return self._digest[0]
         if self.data is not None:
-            return hashlib.sha256(self.data).hexdigest()
-        if self.path is not None:
+            self._digest.append(hashlib.sha256(self.data).hexdigest())
+        elif self.path is not None:
             digest = hashlib.sha256()
             with _open_regular(self.path) as fh:
                 for block in iter(lambda: fh.read(1 << 20), b""):
                     digest.update(block)
-            return digest.hexdigest()
-        return None
+            self._digest.append(digest.hexdigest())
+        return self._digest[0] if self._digest else None
 
     @property
     def name(self) -> str:
