@@ -692,3 +692,26 @@ async def test_consumer_may_stop_early(
             first = doc
             break
     assert first.metadata["source"] == str(paths[0])
+
+
+def test_settings_and_options_are_checked_by_the_core_rules(
+    local_server: Any, creds: dict[str, Any], make_image: Any, make_pdf: Any
+) -> None:
+    from mathpix_nb import OptionError
+
+    start = len(local_server.log)
+    with pytest.raises(OptionError, match="Did you mean 'region'"):
+        MathpixLoader("x.png", regoin="eu", **creds)  # type: ignore[call-arg]
+    with pytest.raises(OptionError, match="Did you mean 'page_ranges'"):
+        MathpixLoader("x.pdf", options={"page_range": "1-2"}, **creds)
+    with pytest.raises(OptionError, match="'include_line_data' must be bool"):
+        MathpixLoader("x.png", image_options={"include_line_data": "yes"}, **creds)  # type: ignore[typeddict-item]
+    with pytest.raises(OptionError, match="stream=True/False"):
+        MathpixLoader("x.pdf", pdf_options={"streaming": True}, **creds)
+    assert local_server.log[start:] == []
+    # 'options' go to each endpoint that takes them: a v3/text-only option never reaches v3/pdf
+    img, pdf = make_image("route.png"), make_pdf("route.pdf", ["one"])
+    docs = MathpixLoader(
+        [img, pdf], options={"include_line_data": True, "rm_spaces": True}, cache=False, **creds
+    ).load()
+    assert [d.metadata["kind"] for d in docs] == ["image", "pdf"]
