@@ -1,12 +1,16 @@
 """Side by side: mathpix_nb's MathpixLoader vs langchain-community's MathpixPDFLoader.
 
 Both load the same PDF from one LocalServer (real loopback HTTP, measured in one run):
-wall time, requests made (from the server's log) and the metadata each Document keeps.
+time to the first Document, wall time, requests made (from the server's log) and the
+metadata each Document keeps. The server takes ``--page-latency`` seconds per page (and
+``--step-delay`` per processing step), so a streamed page mode hands out page 1 long before
+the PDF is done; loaders that wait for the whole PDF give their first Document at the end.
 MathpixPDFLoader hard-codes https://api.mathpix.com/v3/pdf in its ``url`` property, so a
 subclass overrides that property to point at the local server; it reads its credentials
 from MATHPIX_API_ID / MATHPIX_API_KEY.
 
 Usage: python bench/langchain_vs_community.py [--pages N] [--engine echo|offline]
+       [--page-latency S] [--step-delay S]
 """
 
 from __future__ import annotations
@@ -56,18 +60,25 @@ def _shape(endpoint: str) -> str:
 
 
 def run(label: str, fn: Any, server: Any) -> dict[str, Any]:
+    """Time ``fn()`` (an iterable of Documents): to its first Document and to its end."""
     start = len(server.log)
     t0 = time.perf_counter()
+    first = None
+    docs: list[Any] = []
     try:
-        docs = fn()
+        for doc in fn():
+            if first is None:
+                first = time.perf_counter() - t0
+            docs.append(doc)
         error = None
     except Exception as exc:  # the bench reports failures instead of stopping
-        docs, error = [], f"{type(exc).__name__}: {exc}"
+        error = f"{type(exc).__name__}: {exc}"
     wall = time.perf_counter() - t0
     records = list(server.log[start:])
     keys = sorted({k for d in docs for k in d.metadata})
     return {
         "label": label,
+        "first": first if first is not None else wall,
         "wall": wall,
         "records": records,
         "docs": docs,
@@ -80,11 +91,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=3)
     parser.add_argument("--engine", default="echo", choices=["echo", "offline"])
+    parser.add_argument("--page-latency", type=float, default=0.0, help="server s per page")
+    parser.add_argument("--step-delay", type=float, default=0.05, help="server pdf_step_delay")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     from langchain_community.document_loaders.pdf import MathpixPDFLoader
 
-    with tempfile.TemporaryDirectory() as tmp, LocalServer(engine=args.engine) as server:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        LocalServer(
+            engine=args.engine, latency_base=args.page_latency, pdf_step_delay=args.step_delay
+        ) as server,
+    ):
         os.environ["MATHPIX_NB_HOME"] = tmp  # a fresh cache for this run
         pdf = make_pdf(Path(tmp) / "bench.pdf", args.pages)
 
@@ -117,26 +135,37 @@ def main() -> int:
             ),
             run(
                 "mathpix_nb MathpixLoader single",
-                lambda: MathpixLoader(pdf, cache=False, **creds).load(),
+                lambda: MathpixLoader(pdf, cache=False, **creds).lazy_load(),
                 server,
             ),
             run(
-                "mathpix_nb MathpixLoader page",
-                lambda: MathpixLoader(pdf, mode="page", **creds).load(),
+                "mathpix_nb MathpixLoader page, stream=False (whole PDF first)",
+                lambda: MathpixLoader(
+                    pdf, mode="page", stream=False, cache=False, **creds
+                ).lazy_load(),
+                server,
+            ),
+            run(
+                "mathpix_nb MathpixLoader page (streamed)",
+                lambda: MathpixLoader(pdf, mode="page", **creds).lazy_load(),
                 server,
             ),
             run(
                 "mathpix_nb MathpixLoader page, again (cached)",
-                lambda: MathpixLoader(pdf, mode="page", **creds).load(),
+                lambda: MathpixLoader(pdf, mode="page", **creds).lazy_load(),
                 server,
             ),
         ]
 
-    print(f"PDF: {args.pages} pages, engine={args.engine}, LocalServer over loopback HTTP\n")
+    print(
+        f"PDF: {args.pages} pages, engine={args.engine}, page latency {args.page_latency} s, "
+        f"pdf_step_delay {args.step_delay} s, LocalServer over loopback HTTP\n"
+    )
     base = results[0]["wall"]
     for r in results:
         ratio = f"{r['wall'] / base:6.3f}x community(md)" if base > 0 else ""
         print(f"== {r['label']}")
+        print(f"   first doc : {r['first']:.3f} s")
         print(f"   wall time : {r['wall']:.3f} s  ({ratio})")
         print(f"   requests  : {len(r['records'])}  [{summarise(r['records'])}]")
         if r["error"]:
@@ -147,7 +176,7 @@ def main() -> int:
         print(f"   metadata  : {r['keys']}")
         if r["docs"]:
             sample = {k: v for k, v in r["docs"][0].metadata.items()}
-            print(f"   first doc : {sample}")
+            print(f"   sample    : {sample}")
         print()
     return 0
 

@@ -34,6 +34,7 @@ from ._options import (
     TextOptions,
     check_keywords,
 )
+from ._pdf_stream import MAX_ERROR_BODY_BYTES, PdfStreamReader
 from ._protocol import ClientCore, Compute, Fetch, Flow, ResponseTooLarge, Sleep
 from ._retry import RetryPolicy
 from ._types import Crop, DocumentInput, ImageInput
@@ -354,6 +355,45 @@ class Mathpix(_BaseMathpix):
     def pdf_download(self, pdf_id: str, ext: str = "mmd") -> bytes:
         """One output of a completed PDF (``mmd``, ``md``, ``lines.json``, ``docx``...)."""
         return self._run(self._core.pdf_download(pdf_id, ext))
+
+    def pdf_stream(self, pdf_id: str) -> Iterator[dict[str, Any]]:
+        """The pages of a PDF submitted with ``streaming=True``, as Mathpix finishes them.
+
+        Each item is the API's message: ``text`` (the page's Mathpix Markdown), ``page_idx``
+        (1-based among the selected pages), ``pdf_selected_len``, ``pdf_id``, ``version``.
+        The docs do not promise page order. The stream is opened when you start iterating,
+        is not retried (a break raises ``TransportError``: what was read stays read, and
+        ``pdf_status()`` / ``pdf_download()`` give the rest), and is closed when you stop.
+        """
+        reader = PdfStreamReader(self._core, pdf_id)
+
+        def pages() -> Iterator[dict[str, Any]]:
+            request = reader.request()
+            reader.emit("request", request)
+            try:
+                response = self._http.send(request, stream=True)
+            except httpx.TransportError as exc:
+                reader.emit("response", request, error=type(exc).__name__)
+                raise reader.transport_error(exc, request) from exc
+            try:
+                reader.emit("response", request, status_code=response.status_code)
+                if response.status_code != 200:
+                    body = bytearray()
+                    for chunk in response.iter_bytes():
+                        body += chunk
+                        if len(body) > MAX_ERROR_BODY_BYTES:
+                            break
+                    raise reader.error(response, bytes(body[:MAX_ERROR_BODY_BYTES]))
+                reader.check(response)
+                for chunk in response.iter_bytes():
+                    yield from reader.feed(chunk)
+                yield from reader.finish()
+            except httpx.TransportError as exc:
+                raise reader.transport_error(exc, request) from exc
+            finally:
+                response.close()
+
+        return pages()
 
     # -- tokens --------------------------------------------------------------------------
     def app_token(self, expires: int = 300) -> AppToken:
@@ -807,6 +847,41 @@ class AsyncMathpix(_BaseMathpix):
     async def pdf_download(self, pdf_id: str, ext: str = "mmd") -> bytes:
         """One output of a completed PDF (``mmd``, ``md``, ``lines.json``, ``docx``...)."""
         return await self._run(self._core.pdf_download(pdf_id, ext))
+
+    def pdf_stream(self, pdf_id: str) -> AsyncIterator[dict[str, Any]]:
+        """The pages of a PDF submitted with ``streaming=True`` (``async for``), as Mathpix
+        finishes them; see :meth:`Mathpix.pdf_stream`."""
+        reader = PdfStreamReader(self._core, pdf_id)
+
+        async def pages() -> AsyncIterator[dict[str, Any]]:
+            request = reader.request()
+            reader.emit("request", request)
+            try:
+                response = await self._http.send(request, stream=True)
+            except httpx.TransportError as exc:
+                reader.emit("response", request, error=type(exc).__name__)
+                raise reader.transport_error(exc, request) from exc
+            try:
+                reader.emit("response", request, status_code=response.status_code)
+                if response.status_code != 200:
+                    body = bytearray()
+                    async for chunk in response.aiter_bytes():
+                        body += chunk
+                        if len(body) > MAX_ERROR_BODY_BYTES:
+                            break
+                    raise reader.error(response, bytes(body[:MAX_ERROR_BODY_BYTES]))
+                reader.check(response)
+                async for chunk in response.aiter_bytes():
+                    for message in reader.feed(chunk):
+                        yield message
+                for message in reader.finish():
+                    yield message
+            except httpx.TransportError as exc:
+                raise reader.transport_error(exc, request) from exc
+            finally:
+                await response.aclose()
+
+        return pages()
 
     async def app_token(self, expires: int = 300) -> AppToken:
         """Mint a short-lived app token for a browser or another process (keys needed)."""

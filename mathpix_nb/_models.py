@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from ._mmd import MATH
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -24,9 +25,6 @@ __all__ = [
     "set_display_hooks",
     "to_markdown",
 ]
-
-# Mathpix Markdown uses \( \) and \[ \]; JupyterLab's renderer wants $ and $$.
-_MATH_RE = re.compile(r"\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
 
 
 def to_markdown(mmd: str) -> str:
@@ -41,9 +39,13 @@ def to_markdown(mmd: str) -> str:
     """
     out: list[str] = []
     pos = 0
-    for match in _MATH_RE.finditer(mmd):
+    # Mathpix Markdown uses \( \) and \[ \]; JupyterLab's renderer wants $ and $$. Dollar
+    # spans are not MMD math: their dollars are escaped like any other.
+    for match in MATH.finditer(mmd):
+        inline, display = match.group("i1"), match.group("d2")
+        if inline is None and display is None:
+            continue
         out.append(mmd[pos : match.start()].replace("$", r"\$"))
-        inline, display = match.group(1), match.group(2)
         if inline is not None:
             out.append(f"${inline.strip()}$")
         else:

@@ -39,13 +39,16 @@ def test_documents_match_golden(
     img = make_image("golden/page.png", size=(160, 48))
     pdf = make_pdf("golden/paper.pdf", ["one", "two"])
     got = []
-    for mode in ("single", "page"):
+    # page mode streams pages (text only); stream=False reads lines.json (with confidences)
+    for mode, stream in (("single", None), ("page", None), ("page", False)):
         for fmt in ("mmd", "text"):
-            loader = MathpixLoader([img, pdf], mode=mode, output_format=fmt, cache=False, **creds)
+            loader = MathpixLoader(
+                [img, pdf], mode=mode, output_format=fmt, stream=stream, cache=False, **creds
+            )
             for doc in loader.load():
                 got.append(
                     {
-                        "mode": mode,
+                        "mode": mode if stream is None else f"{mode}, stream={stream}",
                         "page_content": _mask(doc.page_content, tmp_path),
                         "metadata": {
                             k: _mask(v, tmp_path) for k, v in sorted(doc.metadata.items())

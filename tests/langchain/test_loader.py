@@ -16,7 +16,7 @@ from mathpix_nb import AsyncMathpix, Mathpix
 from mathpix_nb._exceptions import (
     AuthenticationError,
     ConfigurationError,
-    MathpixError,
+    ImageError,
     NotAllowedError,
 )
 from mathpix_nb._models import to_markdown
@@ -175,7 +175,9 @@ def test_pdf_page_mode_uses_page_data(
     pdf = make_pdf("three.pdf", ["alpha", "beta", "gamma"])
     docs = MathpixLoader(pdf, mode="page", cache=False, **creds).load()
 
-    assert [d.metadata["page"] for d in docs] == [1, 2, 3]
+    # LangChain's convention (PyPDFLoader): page is 0-based, page_label the printed number
+    assert [d.metadata["page"] for d in docs] == [0, 1, 2]
+    assert [d.metadata["page_label"] for d in docs] == ["1", "2", "3"]
     assert len({d.metadata["pdf_id"] for d in docs}) == 1
     assert all(d.metadata["total_pages"] == 3 for d in docs)
     assert all(d.page_content.strip() for d in docs)
@@ -187,7 +189,9 @@ def test_pdf_options_pass_through(local_server: Any, creds: dict[str, Any], make
     docs = MathpixLoader(
         pdf, mode="page", pdf_options={"page_ranges": "2-3"}, cache=False, **creds
     ).load()
-    assert [d.metadata["page"] for d in docs] == [2, 3]  # real page numbers, not 1..n
+    # real page numbers (0-based), not 0..n-1 of the selected pages
+    assert [d.metadata["page"] for d in docs] == [1, 2]
+    assert [d.metadata["page_label"] for d in docs] == ["2", "3"]
     assert {d.metadata["total_pages"] for d in docs} == {2}  # pages converted
     assert "page 2" in docs[0].page_content and "page 3" in docs[1].page_content
 
@@ -396,9 +400,14 @@ def test_on_error_raise(
     local_server: Any, creds: dict[str, Any], good_and_bad: tuple[Path, Path]
 ) -> None:
     good, bad = good_and_bad
-    with pytest.raises(MathpixError) as info:
+    start = len(local_server.log)
+    with pytest.raises(ImageError) as info:
         MathpixLoader([good, bad], on_error="raise", cache=False, **creds).load()
-    assert "bad.png" in str(info.value) or getattr(info.value, "source", "").endswith("bad.png")
+    # The error names the bad file, in its message and as its source ...
+    assert info.value.source == str(bad)
+    assert "bad.png" in str(info.value)
+    # ... and the good file before it was read (the bad one never went out).
+    assert len(new_records(local_server, start)) == 1
 
 
 def test_on_error_skip(
@@ -531,21 +540,65 @@ def test_blob_parser_parses_bytes_and_paths(
         parser.close()
     assert from_data.metadata["source"] == str(img)
     assert sha12(img) in from_data.page_content
-    assert [d.metadata["page"] for d in pages] == [1, 2]
+    assert [d.metadata["page"] for d in pages] == [0, 1]
 
 
-def test_blob_parser_with_generic_loader(
-    local_server: Any, creds: dict[str, Any], make_image: Any, tmp_path: Path
+def test_blob_parser_with_langchain_core_blobs_only(
+    local_server: Any, creds: dict[str, Any], make_image: Any, make_pdf: Any, tmp_path: Path
 ) -> None:
-    generic = pytest.importorskip("langchain_community.document_loaders.generic")
-    a = make_image("gl/a.png", size=(101, 31))
-    b = make_image("gl/b.png", size=(102, 31))
-    loader = generic.GenericLoader.from_filesystem(
-        tmp_path / "gl", glob="*.png", parser=MathpixBlobParser(cache=False, **creds)
-    )
-    docs = loader.load()
-    assert sorted(d.metadata["source"] for d in docs) == sorted([str(a), str(b)])
+    """The docs' example: blobs from paths and bytes, no langchain-community."""
+    a = make_image("bl/a.png", size=(101, 31))
+    pdf = make_pdf("bl/sub/paper.pdf", ["one", "two"])
+    with MathpixBlobParser(mode="page", cache=False, **creds) as parser:
+        docs = [
+            doc
+            for path in sorted((tmp_path / "bl").glob("**/*"))
+            if path.is_file()
+            for doc in parser.lazy_parse(Blob.from_path(path))
+        ]
+        blob = Blob.from_data(
+            a.read_bytes(), mime_type="image/png", metadata={"source": "s3://b/a"}
+        )
+        (from_bytes,) = parser.parse(blob)
+    assert [(d.metadata["source"], d.metadata.get("page")) for d in docs] == [
+        (str(a), None),
+        (str(pdf), 0),
+        (str(pdf), 1),
+    ]
+    assert from_bytes.metadata["source"] == "s3://b/a" and sha12(a) in from_bytes.page_content
     assert all(isinstance(d, Document) and d.page_content for d in docs)
+
+
+# ---------------------------------------------------------------------------- ids
+
+
+def test_document_ids_are_stable_uuids_from_source_page_and_content(
+    local_server: Any, creds: dict[str, Any], make_image: Any, make_pdf: Any, tmp_path: Path
+) -> None:
+    import uuid
+
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    img = make_image("ids/a.png")
+    pdf = make_pdf("ids/p.pdf", ["one", "two"])
+    first = MathpixLoader([img, pdf], mode="page", cache=False, **creds).load()
+    again = MathpixLoader([img, pdf], mode="page", cache=False, **creds).load()
+
+    assert [d.id for d in first] == [d.id for d in again]  # a new request, the same ids
+    assert first[0].metadata["request_id"] != again[0].metadata["request_id"]
+    assert len({d.id for d in first}) == 3
+    assert all(uuid.UUID(str(d.id)).version == 5 for d in first)  # stores such as Qdrant want UUIDs
+    copy = tmp_path / "ids" / "b.png"
+    copy.write_bytes(img.read_bytes())
+    (other,) = MathpixLoader(copy, cache=False, **creds).load()
+    assert other.page_content == first[0].page_content and other.id != first[0].id
+
+    # A vector store keyed by Document.id: re-indexing the same files adds nothing.
+    store = InMemoryVectorStore(DeterministicFakeEmbedding(size=8))
+    store.add_documents(first)
+    store.add_documents(again)
+    assert len(store.store) == 3
 
 
 # ---------------------------------------------------------------------------- bad input
@@ -639,3 +692,26 @@ async def test_consumer_may_stop_early(
             first = doc
             break
     assert first.metadata["source"] == str(paths[0])
+
+
+def test_settings_and_options_are_checked_by_the_core_rules(
+    local_server: Any, creds: dict[str, Any], make_image: Any, make_pdf: Any
+) -> None:
+    from mathpix_nb import OptionError
+
+    start = len(local_server.log)
+    with pytest.raises(OptionError, match="Did you mean 'region'"):
+        MathpixLoader("x.png", regoin="eu", **creds)  # type: ignore[call-arg]
+    with pytest.raises(OptionError, match="Did you mean 'page_ranges'"):
+        MathpixLoader("x.pdf", options={"page_range": "1-2"}, **creds)
+    with pytest.raises(OptionError, match="'include_line_data' must be bool"):
+        MathpixLoader("x.png", image_options={"include_line_data": "yes"}, **creds)  # type: ignore[typeddict-item]
+    with pytest.raises(OptionError, match="stream=True/False"):
+        MathpixLoader("x.pdf", pdf_options={"streaming": True}, **creds)
+    assert local_server.log[start:] == []
+    # 'options' go to each endpoint that takes them: a v3/text-only option never reaches v3/pdf
+    img, pdf = make_image("route.png"), make_pdf("route.pdf", ["one"])
+    docs = MathpixLoader(
+        [img, pdf], options={"include_line_data": True, "rm_spaces": True}, cache=False, **creds
+    ).load()
+    assert [d.metadata["kind"] for d in docs] == ["image", "pdf"]

@@ -59,10 +59,9 @@ def embeddings() -> Iterator[Any]:
 
 
 def test_rag_pipeline_retrieves_the_right_page(tmp_path: Path, embeddings: Any) -> None:
-    import langchain_text_splitters as splitters
     from langchain_core.vectorstores import InMemoryVectorStore
 
-    from mathpix_nb.langchain import MathpixLoader
+    from mathpix_nb.langchain import MathpixLoader, MathpixMarkdownSplitter
     from mathpix_nb.server import LocalServer
 
     pdf = write_pdf(tmp_path / "notes.pdf", PAGES, size=(800, 240))  # small pages: quick OCR
@@ -77,21 +76,21 @@ def test_rag_pipeline_retrieves_the_right_page(tmp_path: Path, embeddings: Any) 
         )
         docs = loader.load()
 
-    assert [d.metadata["page"] for d in docs] == [1, 2, 3]
+    assert [d.metadata["page_label"] for d in docs] == ["1", "2", "3"]  # page is 0-based
     assert "Eiffel" in docs[1].page_content  # the offline engine really read the page
 
-    splitter = splitters.RecursiveCharacterTextSplitter(chunk_size=120, chunk_overlap=0)
+    splitter = MathpixMarkdownSplitter(chunk_size=120, chunk_overlap=0)
     chunks = splitter.split_documents(docs)
     assert len(chunks) >= 3
     store = InMemoryVectorStore.from_documents(chunks, embeddings)
 
     (hit,) = store.similarity_search("How tall is the tower in Paris?", k=1)
-    assert hit.metadata["page"] == 2 and "330" in hit.page_content
+    assert hit.metadata["page_label"] == "2" and "330" in hit.page_content
     assert hit.metadata["source"] == str(pdf) and hit.metadata["pdf_id"]
     (hit,) = store.similarity_search("How do plants make sugar?", k=1)
-    assert hit.metadata["page"] == 1
+    assert hit.metadata["page_label"] == "1"
     (hit,) = store.similarity_search("algorithm for searching a sorted array", k=1)
-    assert hit.metadata["page"] == 3
+    assert hit.metadata["page_label"] == "3"
 
 
 def test_rag_notebook_runs(tmp_path: Path) -> None:
