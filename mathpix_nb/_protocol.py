@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any, TypeVar, Union
 
 import httpx
@@ -38,6 +37,8 @@ from ._exceptions import (
     error_for,
     redact,
 )
+from ._image_io import MAX_DOCUMENT_BYTES, read_input
+from ._image_pixels import crop_region
 from ._images import ImagePrep, PreparedImage, describe_source, is_remote, prepare_image, raw_image
 from ._models import AppToken, LatexResult, OcrResult, PdfResult
 from ._retry import RetryPolicy, parse_retry_after
@@ -336,9 +337,8 @@ class ClientCore:
             source = describe_source(image)
             body = dict(opts, src=image.strip())
             if crop is not None:
-                x, y, w, h = (round(float(v)) for v in crop)
                 # remote pixels are not ours to crop: let the API do it (raw, not EXIF, pixels)
-                body["region"] = {"top_left_x": x, "top_left_y": y, "width": w, "height": h}
+                body["region"] = crop_region(crop, source)
             return (lambda headers: self._request("POST", path, headers, json=body)), source
 
         prep = self.prep if prepare is None else _prep_option(prepare)
@@ -461,18 +461,17 @@ class ClientCore:
             return (lambda h: self._request("POST", "v3/pdf", h, json=body)), source
         if isinstance(path_or_url, bytes | bytearray):
             data, name, source = bytes(path_or_url), "document.pdf", f"<{len(path_or_url)} bytes>"
-        elif isinstance(path_or_url, str | os.PathLike):
-            file = Path(os.fspath(path_or_url)).expanduser()
-            source = os.fspath(path_or_url)
-            if not file.is_file():
-                raise ImageError(
-                    f"Document file not found: {source}. Fix: check the path.", source=source
-                )
-            data, name = file.read_bytes(), file.name
-        elif hasattr(path_or_url, "read"):
-            data = path_or_url.read()
-            name = os.path.basename(getattr(path_or_url, "name", "document.pdf") or "document.pdf")
-            source = name
+        elif isinstance(path_or_url, str | os.PathLike) or hasattr(path_or_url, "read"):
+            # regular files only, at most Mathpix's 1 GB, never blocking (FIFOs, devices)
+            source = describe_source(path_or_url)
+            data, filename = read_input(
+                path_or_url,
+                source,
+                max_bytes=MAX_DOCUMENT_BYTES,
+                what="document",
+                knob="a smaller document (Mathpix accepts up to 1 GB)",
+            )
+            name = filename or "document.pdf"
         else:
             raise ImageError(
                 f"Unsupported document input {describe_source(path_or_url)}: pass a path, bytes, "
