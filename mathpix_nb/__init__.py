@@ -8,17 +8,24 @@ when used, so ``import mathpix_nb`` needs nothing but httpx and Pillow.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
+from . import _models
 from ._client import AsyncMathpix, Mathpix
+from ._clock import Clock, FakeClock, SystemClock
+from ._events import Event, Observer
 from ._exceptions import (
     APIError,
     AuthenticationError,
     ConfigurationError,
+    ConflictError,
+    ErrorInfo,
     ImageError,
     InvalidRequestError,
     MathpixError,
     NotAllowedError,
+    NotFoundError,
     OcrError,
     PdfError,
     PollTimeoutError,
@@ -26,12 +33,27 @@ from ._exceptions import (
     RateLimitError,
     RequestTimeout,
     ServerError,
+    SubmissionUncertain,
     TokenError,
     TransportError,
     error_for,
+    error_info,
+    is_fatal,
 )
+from ._files_api import FileEntry, FilesJob, FileStatus, JobSubmission, verify_webhook
 from ._images import ImagePrep, PreparedImage, prepare_image
 from ._models import AppToken, LatexResult, OcrResult, PdfResult
+from ._options import (
+    ClientOptions,
+    DataOptions,
+    LatexOptions,
+    OcrResultsFilters,
+    OptionError,
+    PdfOptions,
+    TextOptions,
+)
+from ._retry import RetryPolicy
+from ._types import Crop, DocumentInput, ImageInput
 from ._version import __version__
 
 
@@ -42,6 +64,29 @@ def __getattr__(name: str) -> Any:
 
         return CropPanel
     raise AttributeError(f"module 'mathpix_nb' has no attribute {name!r}")
+
+
+def _notebook_bundle(result: Any, bundle: dict[str, Any]) -> dict[str, Any]:
+    # Results display with Mathpix's renderer in a Jupyter kernel ([jupyter] extra); the
+    # surface is imported on the first display there, never by `import mathpix_nb`.
+    if "ipykernel" not in sys.modules:
+        return bundle
+    try:
+        from .jupyter._display import rich_bundle
+    except ImportError:  # no [jupyter] extra: the static Markdown is the display
+        return bundle
+    return rich_bundle(result, bundle)
+
+
+def _notebook_view(result: Any) -> Any:
+    try:
+        from .jupyter._display import rich_view
+    except ImportError:
+        return None
+    return rich_view(result)
+
+
+_models.set_display_hooks(bundle=_notebook_bundle, view=_notebook_view)
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -63,30 +108,57 @@ __all__ = [
     "AppToken",
     "AsyncMathpix",
     "AuthenticationError",
+    "ClientOptions",
+    "Clock",
     "ConfigurationError",
+    "ConflictError",
+    "Crop",
     "CropPanel",
+    "DataOptions",
+    "DocumentInput",
+    "ErrorInfo",
+    "Event",
+    "FakeClock",
+    "FileEntry",
+    "FileStatus",
+    "FilesJob",
     "ImageError",
+    "ImageInput",
     "ImagePrep",
     "InvalidRequestError",
+    "JobSubmission",
+    "LatexOptions",
     "LatexResult",
     "Mathpix",
     "MathpixError",
     "NotAllowedError",
+    "NotFoundError",
+    "Observer",
     "OcrError",
     "OcrResult",
+    "OcrResultsFilters",
+    "OptionError",
     "PdfError",
+    "PdfOptions",
     "PdfResult",
     "PollTimeoutError",
     "PreparedImage",
     "QuotaExceededError",
     "RateLimitError",
     "RequestTimeout",
+    "RetryPolicy",
     "ServerError",
+    "SubmissionUncertain",
+    "SystemClock",
+    "TextOptions",
     "TokenError",
     "TransportError",
     "__version__",
     "error_for",
+    "error_info",
+    "is_fatal",
     "load_ipython_extension",
     "prepare_image",
     "unload_ipython_extension",
+    "verify_webhook",
 ]

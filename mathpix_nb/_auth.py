@@ -8,9 +8,13 @@ Token sources:
 * ``app_token=``: a fixed token; used as is, cannot be refreshed.
 * ``use_app_tokens=True``: minted from ``v3/app-tokens`` on the client's own base URL with
   ``app_key`` (so with region ``eu`` minting stays in the EU).
-* ``token_url=``: the user's own token endpoint (the proxy pattern): ``POST`` with
+* ``token_url=``: the user's own token endpoint (the team service): ``POST`` with
   ``Authorization: Bearer <token_auth>`` (or the given headers) and ``{"expires": seconds}``,
   answering like ``v3/app-tokens``.
+
+With ``proxy_url=`` there is no token at all: every request goes to the team proxy with
+``proxy_auth`` (a bearer secret or headers) and the proxy adds the key, so everything keys can
+do (async, PDFs, ocr-results) is allowed.
 
 Fetched tokens are cached and refreshed ahead of expiry (10 % of their lifetime, at least 5 s,
 at most half of it).
@@ -19,12 +23,11 @@ at most half of it).
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
+from ._clock import SYSTEM_CLOCK, Clock
 from ._config import Settings, safe_url
 from ._exceptions import AuthenticationError, NotAllowedError, TokenError, error_for
 from ._models import AppToken
@@ -37,12 +40,15 @@ _USER_AGENT_HEADER = "user-agent"
 class Credentials:
     """Which headers authenticate each request, and the app-token cache."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
         self.settings = settings
+        self.clock = clock
         self._lock = threading.Lock()
         self._token: AppToken | None = None
         self.minting = False
-        if settings.app_token:
+        if settings.proxy_url is not None:
+            self.kind = "proxy"
+        elif settings.app_token:
             self.kind = "fixed"
             self._token = AppToken(app_token=settings.app_token, expires_at=float("inf"))
         elif settings.token_url:
@@ -55,7 +61,13 @@ class Credentials:
     # -- modes -------------------------------------------------------------------------
     @property
     def mode(self) -> str:
-        return "keys" if self.kind == "keys" else "app_token"
+        """'keys', 'proxy' or 'app_token'."""
+        return self.kind if self.kind in ("keys", "proxy") else "app_token"
+
+    @property
+    def sends_tokens(self) -> bool:
+        """True when requests authenticate with an app token (fixed, minted or fetched)."""
+        return self.kind in ("fixed", "url", "mathpix")
 
     @property
     def can_refresh(self) -> bool:
@@ -64,6 +76,8 @@ class Credentials:
     def key_headers(self, what: str) -> dict[str, str]:
         """``app_id``/``app_key`` headers, or NotAllowedError naming ``what`` needs them."""
         s = self.settings
+        if self.kind == "proxy":
+            return s.auth_headers(s.proxy_auth)
         if not s.has_keys:
             raise NotAllowedError(
                 f"{what} cannot be done with an app token (Mathpix allows app tokens only for "
@@ -80,7 +94,7 @@ class Credentials:
             return None
         if self.kind == "fixed":
             return token
-        now = time.time() if now is None else now
+        now = self.clock.time() if now is None else now
         issued = token.issued_at if token.issued_at is not None else now
         lifetime = max(0.0, token.expires_at - issued)
         # refresh ahead: 10 % of the lifetime, at least 5 s, but never more than half of it
@@ -92,7 +106,7 @@ class Credentials:
     def unexpired_token(self, now: float | None = None, slack: float = 1.0) -> AppToken | None:
         """The cached token if it is still valid for ``slack`` seconds (refresh margin or not)."""
         token = self._token
-        now = time.time() if now is None else now
+        now = self.clock.time() if now is None else now
         if token is None or token.expires_at - now <= slack:
             return None
         return token
@@ -113,11 +127,7 @@ class Credentials:
         s = self.settings
         body = {"expires": s.token_lifetime}
         if self.kind == "url":
-            headers: dict[str, str] = {}
-            if isinstance(s.token_auth, str):
-                headers["authorization"] = f"Bearer {s.token_auth}"
-            elif isinstance(s.token_auth, Mapping):
-                headers.update({str(k): str(v) for k, v in s.token_auth.items()})
+            headers = s.auth_headers(s.token_auth)
             headers[_USER_AGENT_HEADER] = user_agent
             return httpx.Request(
                 "POST",
@@ -166,7 +176,7 @@ class Credentials:
             raise exc
         try:
             token = AppToken.from_response(
-                body, issued_at=time.time() if issued_at is None else issued_at
+                body, issued_at=self.clock.time() if issued_at is None else issued_at
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise TokenError(

@@ -1,70 +1,99 @@
 """``Mathpix`` and ``AsyncMathpix``: thin send paths over one shared, I/O-free core.
 
 Each public method asks ``ClientCore`` (``_protocol.py``) for a flow and drives it: the sync
-client with ``httpx.Client`` and ``time.sleep``, the async one with ``httpx.AsyncClient`` and
-``anyio.sleep``. Nothing else differs between the two.
+client with ``httpx.Client`` and the clock's ``sleep``, the async one with
+``httpx.AsyncClient`` and ``asleep``. Nothing else differs between the two. Every surface of
+the package (bulk, the loader, the panel, the magic, the CLI) uses these public methods, so
+a user's ``http_client`` (transport, proxies, event hooks), observers and clock see all of it.
 """
 
 from __future__ import annotations
 
 import itertools
-import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
 import httpx
+from typing_extensions import Unpack
 
+from ._clock import Clock
 from ._config import Settings, resolve_settings
+from ._events import Observer
+from ._files_api import FileEntry, FilesApi, FilesJob, FileStatus, JobSubmission
 from ._images import ImagePrep, prep_threads
 from ._models import AppToken, LatexResult, OcrResult, PdfResult
-from ._protocol import ClientCore, Compute, Flow, Sleep
-from ._types import Crop, ImageInput
+from ._options import (
+    ClientOptions,
+    LatexOptions,
+    OcrResultsFilters,
+    OptionError,
+    PdfOptions,
+    TextOptions,
+    check_keywords,
+)
+from ._protocol import ClientCore, Compute, Fetch, Flow, ResponseTooLarge, Sleep
+from ._retry import RetryPolicy
+from ._types import Crop, DocumentInput, ImageInput
 
 __all__ = ["AsyncMathpix", "Mathpix"]
 
 T = TypeVar("T")
 
+_SETTINGS_KEYS = (
+    "app_token",
+    "token_url",
+    "token_auth",
+    "use_app_tokens",
+    "token_lifetime",
+    "proxy_url",
+    "proxy_auth",
+    "region",
+    "base_url",
+    "region_urls",
+    "timeout",
+    "limits",
+    "max_retries",
+)
+_CORE_KEYS = ("retry", "prepare", "clock", "observers")
+
+
+def _rebuilt(response: httpx.Response, request: httpx.Request, data: bytes) -> httpx.Response:
+    headers = [
+        (k, v)
+        for k, v in response.headers.multi_items()
+        if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+    ]
+    return httpx.Response(response.status_code, headers=headers, content=data, request=request)
+
 
 class _BaseMathpix:
     """What both clients share: configuration, the core, properties and the repr."""
 
-    def __init__(
-        self,
-        app_id: str | None = None,
-        app_key: str | None = None,
-        *,
-        app_token: str | None = None,
-        token_url: str | None = None,
-        token_auth: str | Mapping[str, str] | None = None,
-        use_app_tokens: bool = False,
-        token_lifetime: int = 300,
-        region: str | None = None,
-        base_url: str | None = None,
-        region_urls: Mapping[str, str] | None = None,
-        timeout: float | httpx.Timeout | None = None,
-        max_retries: int = 4,
-        prepare: bool | ImagePrep = True,
-        limits: httpx.Limits | None = None,
-    ) -> None:
+    _http_type: type
+
+    def __init__(self, app_id: str | None, app_key: str | None, options: Mapping[str, Any]) -> None:
+        name = type(self).__name__
+        check_keywords(f"{name}()", options, [*_SETTINGS_KEYS, *_CORE_KEYS, "http_client"])
         settings = resolve_settings(
-            app_id,
-            app_key,
-            app_token=app_token,
-            token_url=token_url,
-            token_auth=token_auth,
-            use_app_tokens=use_app_tokens,
-            token_lifetime=token_lifetime,
-            region=region,
-            base_url=base_url,
-            region_urls=region_urls,
-            timeout=timeout,
-            limits=limits,
-            max_retries=max_retries,
+            app_id, app_key, **{k: options[k] for k in _SETTINGS_KEYS if k in options}
         )
-        self._core = ClientCore(settings, prepare=prepare)
+        self._core = ClientCore(
+            settings,
+            prepare=options.get("prepare", True),
+            retry=options.get("retry"),
+            clock=options.get("clock"),
+            observers=options.get("observers") or (),
+        )
+
+    def _check_http_client(self, http_client: Any) -> None:
+        if http_client is not None and not isinstance(http_client, self._http_type):
+            raise OptionError(
+                f"{type(self).__name__}(http_client=...) must be an {self._http_type.__name__}, "
+                f"got {type(http_client).__name__}."
+            )
 
     @property
     def settings(self) -> Settings:
@@ -81,8 +110,40 @@ class _BaseMathpix:
 
     @property
     def auth_mode(self) -> str:
-        """'keys' or 'app_token'."""
+        """'keys', 'proxy' (a team proxy adds the key) or 'app_token'."""
         return self._core.credentials.mode
+
+    @property
+    def can_async(self) -> bool:
+        """True if async jobs, PDFs and ocr-results are allowed (keys or a team proxy)."""
+        return self._core.settings.has_keys
+
+    @property
+    def clock(self) -> Clock:
+        return self._core.clock
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return self._core.retry
+
+    @property
+    def prep(self) -> ImagePrep | None:
+        """The client's image preparation (None: images are sent as they are)."""
+        return self._core.prep
+
+    def add_observer(self, observer: Observer) -> Callable[[], None]:
+        """Call ``observer(event)`` for every request, answer, retry and wait of this client.
+
+        Returns a function that removes it again (bulk counts a run's requests this way).
+        """
+        return self._core.observers.add(observer)
+
+    def remove_observer(self, observer: Observer) -> None:
+        self._core.observers.remove(observer)
+
+    def redact(self, text: str) -> str:
+        """``text`` with this client's keys and tokens masked (for messages you build)."""
+        return self._core.redact(text)
 
     def __repr__(self) -> str:
         s = self._core.settings
@@ -98,18 +159,17 @@ class Mathpix(_BaseMathpix):
 
     Args:
         app_id, app_key: API keys (default: env ``MATHPIX_APP_ID`` / ``MATHPIX_APP_KEY``).
-        app_token: authenticate with a fixed app token instead of keys.
-        token_url, token_auth: fetch app tokens from your own token endpoint.
-        use_app_tokens: with keys, mint short-lived tokens from ``v3/app-tokens``.
-        region: ``"global"`` or ``"eu"``; base_url: any host (wins over region).
-        region_urls: override the URL of each region (tests point them at a local server).
-        timeout, max_retries, limits: HTTP behaviour; prepare: image preparation.
-        http_client: an ``httpx.Client`` to reuse (the caller closes it).
+        http_client: an ``httpx.Client`` to send with (your transport, proxies and event
+            hooks; you close it).
+        **options: see :class:`~mathpix_nb.ClientOptions` (tokens, team proxy, region,
+            timeout, retries, image preparation, clock, observers).
 
     >>> with Mathpix() as client:                         # doctest: +SKIP
     ...     result = client.text("page.jpg")
     ...     print(result.text, result.confidence)
     """
+
+    _http_type = httpx.Client
 
     def __init__(
         self,
@@ -117,21 +177,36 @@ class Mathpix(_BaseMathpix):
         app_key: str | None = None,
         *,
         http_client: httpx.Client | None = None,
-        **kwargs: Any,
+        **options: Unpack[ClientOptions],
     ) -> None:
-        super().__init__(app_id, app_key, **kwargs)
+        super().__init__(app_id, app_key, options)
+        self._check_http_client(http_client)
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(
             timeout=self.settings.timeout, limits=self.settings.limits
         )
 
+    def _fetch(self, step: Fetch) -> httpx.Response:
+        response = self._http.send(step.request, stream=True)
+        try:
+            chunks, total = [], 0
+            for chunk in response.iter_bytes():
+                total += len(chunk)
+                if total > step.max_bytes:
+                    raise ResponseTooLarge(step.max_bytes)
+                chunks.append(chunk)
+        finally:
+            response.close()
+        return _rebuilt(response, step.request, b"".join(chunks))
+
     def _run(self, flow: Flow[T]) -> T:
         """Drive a flow: send its requests, sleep its sleeps, return its result."""
+        clock = self._core.clock
         try:
             step = next(flow)
             while True:
                 if isinstance(step, Sleep):
-                    time.sleep(step.seconds)
+                    clock.sleep(step.seconds)
                     step = flow.send(None)
                     continue
                 if isinstance(step, Compute):
@@ -143,8 +218,10 @@ class Mathpix(_BaseMathpix):
                         step = flow.send(value)
                     continue
                 try:
-                    response = self._http.send(step)
-                except httpx.TransportError as exc:
+                    response = (
+                        self._fetch(step) if isinstance(step, Fetch) else self._http.send(step)
+                    )
+                except (httpx.TransportError, ResponseTooLarge) as exc:
                     step = flow.throw(exc)
                 else:
                     step = flow.send(response)
@@ -161,10 +238,19 @@ class Mathpix(_BaseMathpix):
         *,
         crop: Crop | None = None,
         prepare: bool | ImagePrep | None = None,
-        **options: Any,
+        extra_options: Mapping[str, Any] | None = None,
+        **options: Unpack[TextOptions],
     ) -> OcrResult:
-        """OCR one image with ``v3/text``; ``options`` are the API's request options."""
-        return self._run(self._core.text(image, crop=crop, prepare=prepare, **options))
+        """OCR one image with ``v3/text``.
+
+        ``crop=(x, y, w, h)`` in pixels of the upright image (also for URLs, which are then
+        downloaded and cropped here); ``options`` are the API's (typed: ``TextOptions``);
+        options newer than this release go in ``extra_options``.
+        """
+        flow = self._core.text(
+            image, crop=crop, prepare=prepare, options=options, extra_options=extra_options
+        )
+        return self._run(flow)
 
     def latex(
         self,
@@ -172,25 +258,48 @@ class Mathpix(_BaseMathpix):
         *,
         crop: Crop | None = None,
         prepare: bool | ImagePrep | None = None,
-        **options: Any,
+        extra_options: Mapping[str, Any] | None = None,
+        **options: Unpack[LatexOptions],
     ) -> LatexResult:
         """OCR one equation image with the legacy ``v3/latex`` endpoint."""
-        return self._run(self._core.latex(image, crop=crop, prepare=prepare, **options))
+        flow = self._core.latex(
+            image, crop=crop, prepare=prepare, options=options, extra_options=extra_options
+        )
+        return self._run(flow)
 
     def submit(
         self,
         image: ImageInput,
         *,
-        tags: Iterable[str] | str | None = None,
         crop: Crop | None = None,
         prepare: bool | ImagePrep | None = None,
-        **options: Any,
+        extra_options: Mapping[str, Any] | None = None,
+        **options: Unpack[TextOptions],
     ) -> str:
-        """Send an async ``v3/text`` request (keys only); returns its ``request_id``."""
-        return self._run(self._core.submit(image, tags=tags, crop=crop, prepare=prepare, **options))
+        """Send an async ``v3/text`` job (keys or proxy); returns its ``request_id``.
 
-    def ocr_results(self, *, per_page: int = 100, **filters: Any) -> Iterator[dict[str, Any]]:
-        """Iterate over ``v3/ocr-results`` (keys only), fetching page after page."""
+        Raises :class:`~mathpix_nb.SubmissionUncertain` when the connection broke after the
+        upload (the job may exist: look for it by ``tags`` before sending it again).
+        """
+        flow = self._core.submit(
+            image,
+            crop=crop,
+            prepare=prepare,
+            options=options,
+            extra_options=extra_options,
+        )
+        return self._run(flow)
+
+    def ocr_results_page(
+        self, *, page: int = 1, per_page: int = 100, **filters: Unpack[OcrResultsFilters]
+    ) -> list[dict[str, Any]]:
+        """One page of ``v3/ocr-results`` (keys or proxy); a short page is the last."""
+        return self._run(self._core.ocr_results_page(filters, page, per_page))
+
+    def ocr_results(
+        self, *, per_page: int = 100, **filters: Unpack[OcrResultsFilters]
+    ) -> Iterator[dict[str, Any]]:
+        """Iterate over ``v3/ocr-results`` (keys or proxy), fetching page after page."""
         self._core.check_keys("ocr_results()")
 
         def pages() -> Iterator[dict[str, Any]]:
@@ -205,29 +314,38 @@ class Mathpix(_BaseMathpix):
     # -- documents -----------------------------------------------------------------------
     def pdf(
         self,
-        path_or_url: Any,
+        path_or_url: DocumentInput,
         *,
         outputs: Iterable[str] = ("mmd",),
         poll_interval: float | None = None,
         timeout: float | None = None,
-        **options: Any,
+        extra_options: Mapping[str, Any] | None = None,
+        **options: Unpack[PdfOptions],
     ) -> PdfResult:
         """Convert a PDF (path, bytes, file or URL): submit, wait, download ``outputs``."""
-        return self._run(
-            self._core.pdf(
-                path_or_url,
-                outputs=outputs,
-                poll_interval=poll_interval,
-                timeout=timeout,
-                **options,
-            )
+        flow = self._core.pdf(
+            path_or_url,
+            outputs=outputs,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            options=options,
+            extra_options=extra_options,
         )
+        return self._run(flow)
 
     def pdf_submit(
-        self, path_or_url: Any, *, outputs: Iterable[str] = ("mmd",), **options: Any
+        self,
+        path_or_url: DocumentInput,
+        *,
+        outputs: Iterable[str] = ("mmd",),
+        extra_options: Mapping[str, Any] | None = None,
+        **options: Unpack[PdfOptions],
     ) -> str:
         """Submit a PDF; returns its ``pdf_id``."""
-        return self._run(self._core.pdf_submit(path_or_url, outputs=outputs, **options))
+        flow = self._core.pdf_submit(
+            path_or_url, outputs=outputs, options=options, extra_options=extra_options
+        )
+        return self._run(flow)
 
     def pdf_status(self, pdf_id: str) -> dict[str, Any]:
         """The processing status of a PDF (``status``, ``percent_done``, ...)."""
@@ -258,13 +376,262 @@ class Mathpix(_BaseMathpix):
     ) -> None:
         self.close()
 
+    # -- Files API (/files/v1) ---------------------------------------------------------------
+    # Flows in _files_api.py; keys only (the Files API takes no app tokens).
+    def files_submit(
+        self,
+        source_uri: str,
+        *,
+        outputs: Iterable[str] = (),
+        job_id: str | None = None,
+        custom_id: str | None = None,
+        filename: str | None = None,
+        destination_uri: str | None = None,
+        destination_basename: str | None = None,
+        s3_region: str | None = None,
+        image_output_mode: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        callback_url: str | None = None,
+        callback_headers: Mapping[str, str] | None = None,
+        callback_events: Iterable[str] | None = None,
+        idempotency_key: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Submit one document by ``https://`` URL or ``s3://`` / ``gs://`` / Azure URI to the
+        Files API; returns its ``file_id``. ``outputs``: formats besides mmd (``"md"``,
+        ``"docx"``...); ``options``: v3/pdf OCR options (``page_ranges``, ``rm_spaces``...)."""
+        return self._run(
+            FilesApi(self._core).submit(
+                source_uri,
+                outputs=outputs,
+                job_id=job_id,
+                custom_id=custom_id,
+                filename=filename,
+                destination_uri=destination_uri,
+                destination_basename=destination_basename,
+                s3_region=s3_region,
+                image_output_mode=image_output_mode,
+                metadata=metadata,
+                callback_url=callback_url,
+                callback_headers=callback_headers,
+                callback_events=callback_events,
+                idempotency_key=idempotency_key,
+                options=options,
+            )
+        )
+
+    def files_upload(
+        self,
+        document: Any,
+        *,
+        outputs: Iterable[str] = (),
+        job_id: str | None = None,
+        custom_id: str | None = None,
+        filename: str | None = None,
+        destination_uri: str | None = None,
+        destination_basename: str | None = None,
+        s3_region: str | None = None,
+        image_output_mode: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        callback_url: str | None = None,
+        callback_headers: Mapping[str, str] | None = None,
+        callback_events: Iterable[str] | None = None,
+        idempotency_key: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Upload one document (path, bytes or binary file) to the Files API; returns its
+        ``file_id``. The arguments are those of ``files_submit``."""
+        return self._run(
+            FilesApi(self._core).upload(
+                document,
+                outputs=outputs,
+                job_id=job_id,
+                custom_id=custom_id,
+                filename=filename,
+                destination_uri=destination_uri,
+                destination_basename=destination_basename,
+                s3_region=s3_region,
+                image_output_mode=image_output_mode,
+                metadata=metadata,
+                callback_url=callback_url,
+                callback_headers=callback_headers,
+                callback_events=callback_events,
+                idempotency_key=idempotency_key,
+                options=options,
+            )
+        )
+
+    def files_job(
+        self,
+        files: Iterable[str | Mapping[str, Any]],
+        *,
+        job_id: str | None = None,
+        outputs: Iterable[str] = (),
+        image_output_mode: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        callback_url: str | None = None,
+        callback_headers: Mapping[str, str] | None = None,
+        callback_events: Iterable[str] | None = None,
+        idempotency_key: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> JobSubmission:
+        """Submit up to 200,000 documents in one call: each a source URI or a dict with
+        ``source_uri`` and optional ``custom_id``, ``filename``, ``destination_uri``,
+        ``destination_basename``, ``s3_region``, ``page_ranges``. Per-item failures show up
+        later as those files' errors (``files_list(job_id, status="error")``)."""
+        return self._run(
+            FilesApi(self._core).submit_job(
+                files,
+                job_id=job_id,
+                outputs=outputs,
+                image_output_mode=image_output_mode,
+                metadata=metadata,
+                callback_url=callback_url,
+                callback_headers=callback_headers,
+                callback_events=callback_events,
+                idempotency_key=idempotency_key,
+                options=options,
+            )
+        )
+
+    def files_job_status(self, job_id: str) -> FilesJob:
+        """A Files API job's status and counters (``file_count``, ``files_completed``...)."""
+        return self._run(FilesApi(self._core).job_status(job_id))
+
+    def files_wait_job(
+        self, job_id: str, *, timeout: float | None = None, poll_interval: float | None = None
+    ) -> FilesJob:
+        """Poll a job until every file is final (default timeout one hour)."""
+        return self._run(
+            FilesApi(self._core).wait_job(job_id, timeout=timeout, poll_interval=poll_interval)
+        )
+
+    def files_finalize(self, job_id: str) -> dict[str, Any]:
+        """Close a job to new files, so its ``job.completed`` webhook can fire."""
+        return self._run(FilesApi(self._core).finalize(job_id))
+
+    def files_list(
+        self, job_id: str, *, status: str | None = None, page_size: int = 100
+    ) -> Iterator[FileEntry]:
+        """Iterate over a job's files, page after page; ``status``: ``"pending"``,
+        ``"completed"`` or ``"error"`` (entries carry a status only when filtered)."""
+        api = FilesApi(self._core)
+
+        def entries() -> Iterator[FileEntry]:
+            token: str | None = None
+            while True:
+                page, token = self._run(
+                    api.files_page(job_id, status=status, limit=page_size, paging_state=token)
+                )
+                yield from page
+                if not token:
+                    return
+
+        return entries()
+
+    def files_jobs(
+        self, *, start: str | None = None, end: str | None = None, page_size: int = 100
+    ) -> Iterator[dict[str, Any]]:
+        """Iterate over the account's jobs, newest first (``start``/``end``: yyyy-mm-dd)."""
+        api = FilesApi(self._core)
+
+        def jobs() -> Iterator[dict[str, Any]]:
+            token: str | None = None
+            while True:
+                page, token = self._run(
+                    api.jobs_page(start=start, end=end, limit=page_size, paging_state=token)
+                )
+                yield from page
+                if not token:
+                    return
+
+        return jobs()
+
+    def files_status(self, file_id: str) -> FileStatus:
+        """A Files API document's status (pages, percent done, per-format states, error)."""
+        return self._run(FilesApi(self._core).status(file_id))
+
+    def files_by_custom_id(self, job_id: str, custom_id: str) -> FileStatus:
+        """The status of the file a job knows by your ``custom_id``."""
+        return self._run(FilesApi(self._core).by_custom_id(job_id, custom_id))
+
+    def files_wait(
+        self,
+        file_id: str,
+        *,
+        formats: bool = True,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+    ) -> FileStatus:
+        """Poll a document until it is final (``formats=True``: its formats too); returns the
+        last status, also an ``error`` one (check ``.ok``)."""
+        return self._run(
+            FilesApi(self._core).wait(
+                file_id, formats=formats, timeout=timeout, poll_interval=poll_interval
+            )
+        )
+
+    def files_download(self, file_id: str, ext: str = "mmd") -> bytes:
+        """One output of a Files API document (``mmd``, ``lines.json`` or a requested format)."""
+        return self._run(FilesApi(self._core).download(file_id, ext))
+
+    def files_delete(self, file_id: str) -> dict[str, Any]:
+        """Delete a finished document and its results (idempotent)."""
+        return self._run(FilesApi(self._core).delete(file_id))
+
+    def files_identities(self) -> dict[str, Any]:
+        """The Mathpix identities (and your ``external_id``) to grant bucket access to."""
+        return self._run(FilesApi(self._core).identities())
+
+    def files_data_source_register(
+        self,
+        provider: str,
+        bucket: str,
+        auth_method: str,
+        details: Mapping[str, str],
+        *,
+        name: str | None = None,
+        region: str | None = None,
+        secret: str | None = None,
+    ) -> str:
+        """Register a bucket (``provider`` aws/gcp/azure); returns the data_source_id."""
+        return self._run(
+            FilesApi(self._core).data_source_register(
+                provider, bucket, auth_method, details, name=name, region=region, secret=secret
+            )
+        )
+
+    def files_data_sources(self) -> list[dict[str, Any]]:
+        """The registered data sources (secrets are never returned)."""
+        return self._run(FilesApi(self._core).data_sources())
+
+    def files_data_source_test(self, data_source_id: str) -> dict[str, Any]:
+        """Probe a data source: ``{"result": "ok"|"failed", "checks", "message"}``."""
+        return self._run(FilesApi(self._core).data_source_test(data_source_id))
+
+    def files_data_source_delete(self, data_source_id: str) -> dict[str, Any]:
+        """Remove a data source registration (the cloud-side grant stays)."""
+        return self._run(FilesApi(self._core).data_source_delete(data_source_id))
+
+    def files_webhook_secret(self) -> str:
+        """The webhook signing secret (check deliveries with ``verify_webhook``)."""
+        return self._run(FilesApi(self._core).webhook_secret())
+
+    def files_webhook_test(
+        self, callback_url: str, callback_headers: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Send one signed test notification: ``{"status", "response_code", "detail"}``."""
+        return self._run(FilesApi(self._core).webhook_test(callback_url, callback_headers))
+
 
 class AsyncMathpix(_BaseMathpix):
     """Asynchronous Mathpix client: the same methods as ``Mathpix``, awaited.
 
     ``ocr_results()`` returns an async iterator; close with ``await client.aclose()`` or use
-    ``async with``.
+    ``async with``. ``http_client`` is an ``httpx.AsyncClient``.
     """
+
+    _http_type = httpx.AsyncClient
 
     def __init__(
         self,
@@ -272,9 +639,10 @@ class AsyncMathpix(_BaseMathpix):
         app_key: str | None = None,
         *,
         http_client: httpx.AsyncClient | None = None,
-        **kwargs: Any,
+        **options: Unpack[ClientOptions],
     ) -> None:
-        super().__init__(app_id, app_key, **kwargs)
+        super().__init__(app_id, app_key, options)
+        self._check_http_client(http_client)
         self._owns_http = http_client is None
         self._limiter: anyio.CapacityLimiter | None = None
         self._http = http_client or httpx.AsyncClient(
@@ -290,13 +658,27 @@ class AsyncMathpix(_BaseMathpix):
             limiter = self._limiter = anyio.CapacityLimiter(prep_threads())
         return limiter
 
+    async def _fetch(self, step: Fetch) -> httpx.Response:
+        response = await self._http.send(step.request, stream=True)
+        try:
+            chunks, total = [], 0
+            async for chunk in response.aiter_bytes():
+                total += len(chunk)
+                if total > step.max_bytes:
+                    raise ResponseTooLarge(step.max_bytes)
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        return _rebuilt(response, step.request, b"".join(chunks))
+
     async def _run(self, flow: Flow[T]) -> T:
         """Drive a flow: send its requests, sleep its sleeps, return its result."""
+        clock = self._core.clock
         try:
             step = next(flow)
             while True:
                 if isinstance(step, Sleep):
-                    await anyio.sleep(step.seconds)
+                    await clock.asleep(step.seconds)
                     step = flow.send(None)
                     continue
                 if isinstance(step, Compute):
@@ -310,8 +692,11 @@ class AsyncMathpix(_BaseMathpix):
                         step = flow.send(value)
                     continue
                 try:
-                    response = await self._http.send(step)
-                except httpx.TransportError as exc:
+                    if isinstance(step, Fetch):
+                        response = await self._fetch(step)
+                    else:
+                        response = await self._http.send(step)
+                except (httpx.TransportError, ResponseTooLarge) as exc:
                     step = flow.throw(exc)
                 else:
                     step = flow.send(response)
@@ -327,10 +712,14 @@ class AsyncMathpix(_BaseMathpix):
         *,
         crop: Crop | None = None,
         prepare: bool | ImagePrep | None = None,
-        **options: Any,
+        extra_options: Mapping[str, Any] | None = None,
+        **options: Unpack[TextOptions],
     ) -> OcrResult:
-        """OCR one image with ``v3/text``; ``options`` are the API's request options."""
-        return await self._run(self._core.text(image, crop=crop, prepare=prepare, **options))
+        """OCR one image with ``v3/text``; see :meth:`Mathpix.text`."""
+        flow = self._core.text(
+            image, crop=crop, prepare=prepare, options=options, extra_options=extra_options
+        )
+        return await self._run(flow)
 
     async def latex(
         self,
@@ -338,27 +727,44 @@ class AsyncMathpix(_BaseMathpix):
         *,
         crop: Crop | None = None,
         prepare: bool | ImagePrep | None = None,
-        **options: Any,
+        extra_options: Mapping[str, Any] | None = None,
+        **options: Unpack[LatexOptions],
     ) -> LatexResult:
         """OCR one equation image with the legacy ``v3/latex`` endpoint."""
-        return await self._run(self._core.latex(image, crop=crop, prepare=prepare, **options))
+        flow = self._core.latex(
+            image, crop=crop, prepare=prepare, options=options, extra_options=extra_options
+        )
+        return await self._run(flow)
 
     async def submit(
         self,
         image: ImageInput,
         *,
-        tags: Iterable[str] | str | None = None,
         crop: Crop | None = None,
         prepare: bool | ImagePrep | None = None,
-        **options: Any,
+        extra_options: Mapping[str, Any] | None = None,
+        **options: Unpack[TextOptions],
     ) -> str:
-        """Send an async ``v3/text`` request (keys only); returns its ``request_id``."""
-        return await self._run(
-            self._core.submit(image, tags=tags, crop=crop, prepare=prepare, **options)
+        """Send an async ``v3/text`` job; see :meth:`Mathpix.submit`."""
+        flow = self._core.submit(
+            image,
+            crop=crop,
+            prepare=prepare,
+            options=options,
+            extra_options=extra_options,
         )
+        return await self._run(flow)
 
-    def ocr_results(self, *, per_page: int = 100, **filters: Any) -> AsyncIterator[dict[str, Any]]:
-        """Iterate (``async for``) over ``v3/ocr-results`` (keys only), page after page."""
+    async def ocr_results_page(
+        self, *, page: int = 1, per_page: int = 100, **filters: Unpack[OcrResultsFilters]
+    ) -> list[dict[str, Any]]:
+        """One page of ``v3/ocr-results`` (keys or proxy); a short page is the last."""
+        return await self._run(self._core.ocr_results_page(filters, page, per_page))
+
+    def ocr_results(
+        self, *, per_page: int = 100, **filters: Unpack[OcrResultsFilters]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Iterate (``async for``) over ``v3/ocr-results`` (keys or proxy), page after page."""
         self._core.check_keys("ocr_results()")
 
         async def pages() -> AsyncIterator[dict[str, Any]]:
@@ -373,29 +779,38 @@ class AsyncMathpix(_BaseMathpix):
 
     async def pdf(
         self,
-        path_or_url: Any,
+        path_or_url: DocumentInput,
         *,
         outputs: Iterable[str] = ("mmd",),
         poll_interval: float | None = None,
         timeout: float | None = None,
-        **options: Any,
+        extra_options: Mapping[str, Any] | None = None,
+        **options: Unpack[PdfOptions],
     ) -> PdfResult:
         """Convert a PDF (path, bytes, file or URL): submit, wait, download ``outputs``."""
-        return await self._run(
-            self._core.pdf(
-                path_or_url,
-                outputs=outputs,
-                poll_interval=poll_interval,
-                timeout=timeout,
-                **options,
-            )
+        flow = self._core.pdf(
+            path_or_url,
+            outputs=outputs,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            options=options,
+            extra_options=extra_options,
         )
+        return await self._run(flow)
 
     async def pdf_submit(
-        self, path_or_url: Any, *, outputs: Iterable[str] = ("mmd",), **options: Any
+        self,
+        path_or_url: DocumentInput,
+        *,
+        outputs: Iterable[str] = ("mmd",),
+        extra_options: Mapping[str, Any] | None = None,
+        **options: Unpack[PdfOptions],
     ) -> str:
         """Submit a PDF; returns its ``pdf_id``."""
-        return await self._run(self._core.pdf_submit(path_or_url, outputs=outputs, **options))
+        flow = self._core.pdf_submit(
+            path_or_url, outputs=outputs, options=options, extra_options=extra_options
+        )
+        return await self._run(flow)
 
     async def pdf_status(self, pdf_id: str) -> dict[str, Any]:
         """The processing status of a PDF (``status``, ``percent_done``, ...)."""
@@ -423,3 +838,253 @@ class AsyncMathpix(_BaseMathpix):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+    # -- Files API (/files/v1) ---------------------------------------------------------------
+    # Flows in _files_api.py; keys only (the Files API takes no app tokens).
+    async def files_submit(
+        self,
+        source_uri: str,
+        *,
+        outputs: Iterable[str] = (),
+        job_id: str | None = None,
+        custom_id: str | None = None,
+        filename: str | None = None,
+        destination_uri: str | None = None,
+        destination_basename: str | None = None,
+        s3_region: str | None = None,
+        image_output_mode: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        callback_url: str | None = None,
+        callback_headers: Mapping[str, str] | None = None,
+        callback_events: Iterable[str] | None = None,
+        idempotency_key: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Submit one document by ``https://`` URL or ``s3://`` / ``gs://`` / Azure URI to the
+        Files API; returns its ``file_id``. ``outputs``: formats besides mmd (``"md"``,
+        ``"docx"``...); ``options``: v3/pdf OCR options (``page_ranges``, ``rm_spaces``...)."""
+        return await self._run(
+            FilesApi(self._core).submit(
+                source_uri,
+                outputs=outputs,
+                job_id=job_id,
+                custom_id=custom_id,
+                filename=filename,
+                destination_uri=destination_uri,
+                destination_basename=destination_basename,
+                s3_region=s3_region,
+                image_output_mode=image_output_mode,
+                metadata=metadata,
+                callback_url=callback_url,
+                callback_headers=callback_headers,
+                callback_events=callback_events,
+                idempotency_key=idempotency_key,
+                options=options,
+            )
+        )
+
+    async def files_upload(
+        self,
+        document: Any,
+        *,
+        outputs: Iterable[str] = (),
+        job_id: str | None = None,
+        custom_id: str | None = None,
+        filename: str | None = None,
+        destination_uri: str | None = None,
+        destination_basename: str | None = None,
+        s3_region: str | None = None,
+        image_output_mode: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        callback_url: str | None = None,
+        callback_headers: Mapping[str, str] | None = None,
+        callback_events: Iterable[str] | None = None,
+        idempotency_key: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Upload one document (path, bytes or binary file) to the Files API; returns its
+        ``file_id``. The arguments are those of ``files_submit``."""
+        return await self._run(
+            FilesApi(self._core).upload(
+                document,
+                outputs=outputs,
+                job_id=job_id,
+                custom_id=custom_id,
+                filename=filename,
+                destination_uri=destination_uri,
+                destination_basename=destination_basename,
+                s3_region=s3_region,
+                image_output_mode=image_output_mode,
+                metadata=metadata,
+                callback_url=callback_url,
+                callback_headers=callback_headers,
+                callback_events=callback_events,
+                idempotency_key=idempotency_key,
+                options=options,
+            )
+        )
+
+    async def files_job(
+        self,
+        files: Iterable[str | Mapping[str, Any]],
+        *,
+        job_id: str | None = None,
+        outputs: Iterable[str] = (),
+        image_output_mode: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        callback_url: str | None = None,
+        callback_headers: Mapping[str, str] | None = None,
+        callback_events: Iterable[str] | None = None,
+        idempotency_key: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> JobSubmission:
+        """Submit up to 200,000 documents in one call: each a source URI or a dict with
+        ``source_uri`` and optional ``custom_id``, ``filename``, ``destination_uri``,
+        ``destination_basename``, ``s3_region``, ``page_ranges``. Per-item failures show up
+        later as those files' errors (``files_list(job_id, status="error")``)."""
+        return await self._run(
+            FilesApi(self._core).submit_job(
+                files,
+                job_id=job_id,
+                outputs=outputs,
+                image_output_mode=image_output_mode,
+                metadata=metadata,
+                callback_url=callback_url,
+                callback_headers=callback_headers,
+                callback_events=callback_events,
+                idempotency_key=idempotency_key,
+                options=options,
+            )
+        )
+
+    async def files_job_status(self, job_id: str) -> FilesJob:
+        """A Files API job's status and counters (``file_count``, ``files_completed``...)."""
+        return await self._run(FilesApi(self._core).job_status(job_id))
+
+    async def files_wait_job(
+        self, job_id: str, *, timeout: float | None = None, poll_interval: float | None = None
+    ) -> FilesJob:
+        """Poll a job until every file is final (default timeout one hour)."""
+        return await self._run(
+            FilesApi(self._core).wait_job(job_id, timeout=timeout, poll_interval=poll_interval)
+        )
+
+    async def files_finalize(self, job_id: str) -> dict[str, Any]:
+        """Close a job to new files, so its ``job.completed`` webhook can fire."""
+        return await self._run(FilesApi(self._core).finalize(job_id))
+
+    def files_list(
+        self, job_id: str, *, status: str | None = None, page_size: int = 100
+    ) -> AsyncIterator[FileEntry]:
+        """Iterate (``async for``) over a job's files, page after page; ``status``: ``"pending"``,
+        ``"completed"`` or ``"error"`` (entries carry a status only when filtered)."""
+        api = FilesApi(self._core)
+
+        async def entries() -> AsyncIterator[FileEntry]:
+            token: str | None = None
+            while True:
+                page, token = await self._run(
+                    api.files_page(job_id, status=status, limit=page_size, paging_state=token)
+                )
+                for entry in page:
+                    yield entry
+                if not token:
+                    return
+
+        return entries()
+
+    def files_jobs(
+        self, *, start: str | None = None, end: str | None = None, page_size: int = 100
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Iterate (``async for``) over the account's jobs, newest first (``start``/``end``:
+        yyyy-mm-dd)."""
+        api = FilesApi(self._core)
+
+        async def jobs() -> AsyncIterator[dict[str, Any]]:
+            token: str | None = None
+            while True:
+                page, token = await self._run(
+                    api.jobs_page(start=start, end=end, limit=page_size, paging_state=token)
+                )
+                for job in page:
+                    yield job
+                if not token:
+                    return
+
+        return jobs()
+
+    async def files_status(self, file_id: str) -> FileStatus:
+        """A Files API document's status (pages, percent done, per-format states, error)."""
+        return await self._run(FilesApi(self._core).status(file_id))
+
+    async def files_by_custom_id(self, job_id: str, custom_id: str) -> FileStatus:
+        """The status of the file a job knows by your ``custom_id``."""
+        return await self._run(FilesApi(self._core).by_custom_id(job_id, custom_id))
+
+    async def files_wait(
+        self,
+        file_id: str,
+        *,
+        formats: bool = True,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+    ) -> FileStatus:
+        """Poll a document until it is final (``formats=True``: its formats too); returns the
+        last status, also an ``error`` one (check ``.ok``)."""
+        return await self._run(
+            FilesApi(self._core).wait(
+                file_id, formats=formats, timeout=timeout, poll_interval=poll_interval
+            )
+        )
+
+    async def files_download(self, file_id: str, ext: str = "mmd") -> bytes:
+        """One output of a Files API document (``mmd``, ``lines.json`` or a requested format)."""
+        return await self._run(FilesApi(self._core).download(file_id, ext))
+
+    async def files_delete(self, file_id: str) -> dict[str, Any]:
+        """Delete a finished document and its results (idempotent)."""
+        return await self._run(FilesApi(self._core).delete(file_id))
+
+    async def files_identities(self) -> dict[str, Any]:
+        """The Mathpix identities (and your ``external_id``) to grant bucket access to."""
+        return await self._run(FilesApi(self._core).identities())
+
+    async def files_data_source_register(
+        self,
+        provider: str,
+        bucket: str,
+        auth_method: str,
+        details: Mapping[str, str],
+        *,
+        name: str | None = None,
+        region: str | None = None,
+        secret: str | None = None,
+    ) -> str:
+        """Register a bucket (``provider`` aws/gcp/azure); returns the data_source_id."""
+        return await self._run(
+            FilesApi(self._core).data_source_register(
+                provider, bucket, auth_method, details, name=name, region=region, secret=secret
+            )
+        )
+
+    async def files_data_sources(self) -> list[dict[str, Any]]:
+        """The registered data sources (secrets are never returned)."""
+        return await self._run(FilesApi(self._core).data_sources())
+
+    async def files_data_source_test(self, data_source_id: str) -> dict[str, Any]:
+        """Probe a data source: ``{"result": "ok"|"failed", "checks", "message"}``."""
+        return await self._run(FilesApi(self._core).data_source_test(data_source_id))
+
+    async def files_data_source_delete(self, data_source_id: str) -> dict[str, Any]:
+        """Remove a data source registration (the cloud-side grant stays)."""
+        return await self._run(FilesApi(self._core).data_source_delete(data_source_id))
+
+    async def files_webhook_secret(self) -> str:
+        """The webhook signing secret (check deliveries with ``verify_webhook``)."""
+        return await self._run(FilesApi(self._core).webhook_secret())
+
+    async def files_webhook_test(
+        self, callback_url: str, callback_headers: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Send one signed test notification: ``{"status", "response_code", "detail"}``."""
+        return await self._run(FilesApi(self._core).webhook_test(callback_url, callback_headers))

@@ -8,7 +8,9 @@ Everything derives from ``MathpixError``; API answers are mapped by ``error_info
      ├── ImageError (also ValueError)  input image missing / unreadable / unsupported; .source
      ├── NotAllowedError               refused before sending (e.g. PDF or async with an app token)
      ├── TransportError                connection refused/dropped, timeouts (after retries)
-     │    └── RequestTimeout           the HTTP timeout expired
+     │    ├── RequestTimeout           the HTTP timeout expired
+     │    └── SubmissionUncertain      the connection broke after an async job was sent: it
+     │                                 may have been accepted (and billed); look it up by tag
      ├── PollTimeoutError              a deadline for async results / PDF processing passed
      └── APIError                      the API answered with an error (HTTP-200 error bodies too)
           ├── AuthenticationError      401 http_unauthorized, account_disabled, expired_license
@@ -17,10 +19,15 @@ Everything derives from ``MathpixError``; API answers are mapped by ``error_info
           │    └── QuotaExceededError  429 monthly quota (limit_name *_monthly_limit): never retried
           ├── ServerError              5xx or sys_exception
           ├── InvalidRequestError      opts_*, json_syntax, sys_request_too_large, image_missing ...
+          │    ├── NotFoundError       Files API not_found / data_source_not_found (404)
+          │    └── ConflictError       Files API conflict (409): busy, or registered twice
           ├── OcrError                 image_no_content, image_decode_error, math_confidence ...
           └── PdfError                 pdf_* ids and PDF status "error"
 
-``error_for(status_code, body, request_id=None)`` builds the right ``APIError`` subclass.
+``error_for(status_code, body, request_id=None)`` builds the right ``APIError`` subclass;
+``error_info(body)`` reads Mathpix's error envelope (the one reader of it); ``exc.fatal`` says
+whether the same failure would hit every other request of a run (credentials, quota,
+permissions), so bulk work stops instead of failing row after row.
 """
 
 from __future__ import annotations
@@ -28,16 +35,20 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
     "APIError",
     "AuthenticationError",
     "ConfigurationError",
+    "ConflictError",
+    "ErrorInfo",
     "ImageError",
     "InvalidRequestError",
     "MathpixError",
     "NotAllowedError",
+    "NotFoundError",
     "OcrError",
     "PdfError",
     "PollTimeoutError",
@@ -45,9 +56,12 @@ __all__ = [
     "RateLimitError",
     "RequestTimeout",
     "ServerError",
+    "SubmissionUncertain",
     "TokenError",
     "TransportError",
     "error_for",
+    "error_info",
+    "is_fatal",
 ]
 
 # Anything that looks like an app token is masked wherever a message is built.
@@ -63,7 +77,14 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
 
 
 class MathpixError(Exception):
-    """Base class of every error raised by mathpix_nb."""
+    """Base class of every error raised by mathpix_nb.
+
+    ``fatal`` is True for failures that every other request with the same client would hit
+    too (bad credentials, a used-up quota, a forbidden operation, a broken configuration):
+    bulk runs and loaders stop on them instead of failing each row the same way.
+    """
+
+    fatal: bool = False
 
     def __init__(self, message: str) -> None:
         message = redact(message)
@@ -77,6 +98,8 @@ class MathpixError(Exception):
 class ConfigurationError(MathpixError):
     """Missing credentials, unknown region or an impossible option combination."""
 
+    fatal = True
+
 
 class ImageError(MathpixError, ValueError):
     """The input image is missing, unreadable or unsupported; ``.source`` names it."""
@@ -89,6 +112,8 @@ class ImageError(MathpixError, ValueError):
 class NotAllowedError(MathpixError):
     """Refused before sending: these credentials cannot do this (e.g. PDF with an app token)."""
 
+    fatal = True
+
 
 class TransportError(MathpixError):
     """The request could not be completed: connection refused or dropped (after retries)."""
@@ -96,6 +121,17 @@ class TransportError(MathpixError):
 
 class RequestTimeout(TransportError, TimeoutError):
     """The HTTP timeout expired (after retries)."""
+
+
+class SubmissionUncertain(TransportError):
+    """The connection broke after an async job (``submit()``) was sent, so Mathpix may have
+    accepted and billed it; it was not resent. ``tags`` are the tags it was sent with: look
+    for it with ``ocr_results(tags=...)`` and send it again only if it is not there."""
+
+    def __init__(self, message: str, *, tags: tuple[str, ...] = (), source: str | None = None):
+        super().__init__(message)
+        self.tags = tags
+        self.source = source
 
 
 class PollTimeoutError(MathpixError, TimeoutError):
@@ -138,6 +174,8 @@ class APIError(MathpixError):
 class AuthenticationError(APIError):
     """401: credentials rejected (http_unauthorized, account_disabled, expired_license)."""
 
+    fatal = True
+
 
 class TokenError(AuthenticationError):
     """The app token is invalid or expired (401, or 200 ``unauthorized_token_request``)."""
@@ -154,6 +192,8 @@ class RateLimitError(APIError):
 class QuotaExceededError(RateLimitError):
     """429 monthly quota (``limit_name`` ends in ``_monthly_limit``); retrying does not help."""
 
+    fatal = True
+
 
 class ServerError(APIError):
     """5xx or ``sys_exception``: a problem on the server side (retried before raising)."""
@@ -161,6 +201,15 @@ class ServerError(APIError):
 
 class InvalidRequestError(APIError):
     """The request itself is wrong: ``opts_*``, ``json_syntax``, ``sys_request_too_large``..."""
+
+
+class NotFoundError(InvalidRequestError):
+    """Files API 404 ``not_found`` / ``data_source_not_found``: the id is unknown here."""
+
+
+class ConflictError(InvalidRequestError):
+    """Files API 409 ``conflict``: e.g. deleting a file still processing, a bucket or name
+    registered twice, or a finalized job."""
 
 
 class OcrError(APIError):
@@ -233,7 +282,81 @@ _BY_ID: dict[str, tuple[type[APIError], str]] = {
     "pdf_page_limit_exceeded": (PdfError, "too many pages; split the PDF or use page_ranges"),
     "conversion_error": (PdfError, "a requested conversion failed"),
     "file_missing": (InvalidRequestError, "no file was sent"),
+    # the Files API (/files/v1): real HTTP statuses, the id in "error"
+    "unauthorized": (
+        AuthenticationError,
+        "check app_key (env MATHPIX_APP_KEY); the Files API needs the API key",
+    ),
+    "forbidden": (AuthenticationError, "the id belongs to another group"),
+    "not_found": (
+        NotFoundError,
+        "the file, job or data source id is unknown in this region (or was deleted)",
+    ),
+    "data_source_not_found": (
+        NotFoundError,
+        "register the bucket first with data_source_register(...) (same region)",
+    ),
+    "conflict": (ConflictError, "see the message: the resource is busy or already exists"),
+    "bad_request": (InvalidRequestError, "fix the field the message names"),
+    "payload_too_large": (InvalidRequestError, "the request or upload is too large"),
+    "unsupported_format": (
+        InvalidRequestError,
+        "that format was not requested at submission; submit again with it in outputs=",
+    ),
+    "format_not_ready": (
+        PdfError,
+        "the format is still converting; wait with files_wait() or poll files_status()",
+    ),
+    "unavailable": (ServerError, "a Mathpix service is briefly unavailable; retry"),
+    "quota_exceeded": (QuotaExceededError, "the account quota is used up"),
 }
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """Mathpix's error envelope, read once: ``{"error": text, "error_info": {"id", "message",
+    ...detail}}`` (v3) or ``{"error": "<id>"}`` (Files API style)."""
+
+    id: str | None
+    message: str
+    detail: dict[str, Any]
+
+
+def error_info(body: Any) -> ErrorInfo | None:
+    """The error carried by a response body (dict, JSON text or bytes), or None if none.
+
+    >>> error_info({"error": "Content not found", "error_info": {"id": "image_no_content"}}).id
+    'image_no_content'
+    >>> error_info({"text": "x"}) is None
+    True
+    """
+    if isinstance(body, bytes | bytearray):
+        body = bytes(body).decode("utf-8", "replace")
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return None
+    if not isinstance(body, Mapping):
+        return None
+    raw = body.get("error_info")
+    err = body.get("error")
+    if not isinstance(raw, Mapping) and not err:
+        return None
+    info = dict(raw) if isinstance(raw, Mapping) else {}
+    nested = info.get("detail")
+    if isinstance(nested, Mapping):  # the older docs nest detail fields one level down
+        info = {**nested, **info}
+    ident = info.get("id")
+    if not ident and isinstance(err, str) and re.fullmatch(r"[a-z][a-z0-9_]*", err):
+        ident = err  # Files API style: "error" holds the machine id
+    text = str(info.get("message") or info.get("error") or err or "").strip()
+    return ErrorInfo(id=str(ident) if ident else None, message=text, detail=info)
+
+
+def is_fatal(exc: BaseException) -> bool:
+    """True if ``exc`` would fail every other request of the run the same way."""
+    return bool(getattr(exc, "fatal", False))
 
 
 def _retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -268,11 +391,10 @@ def error_for(
             body = {"error": body.strip()[:200]}
     if not isinstance(body, Mapping):
         body = {}
-    info = body.get("error_info")
-    info = dict(info) if isinstance(info, Mapping) else {}
-    error_id = info.get("id")
-    error_id = str(error_id) if error_id else None
-    text = str(info.get("message") or body.get("error") or "").strip()
+    found = error_info(body)
+    info = found.detail if found else {}
+    error_id = found.id if found else None
+    text = found.message if found else ""
     request_id = request_id or body.get("request_id")
 
     cls: type[APIError]
@@ -317,7 +439,7 @@ def error_for(
         cls, fix = TokenError, _BY_ID["unauthorized_token_request"][1]
 
     extra: dict[str, Any] = {}
-    limit_name = str(info.get("limit_name") or (info.get("detail") or {}).get("limit_name") or "")
+    limit_name = str(info.get("limit_name") or "")
     if issubclass(cls, RateLimitError):
         if limit_name.endswith("_monthly_limit"):
             cls = QuotaExceededError

@@ -7,12 +7,23 @@ show secrets (``AppToken`` masks its token).
 from __future__ import annotations
 
 import json
+import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["AppToken", "LatexResult", "OcrResult", "PdfResult", "to_markdown"]
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = [
+    "AppToken",
+    "LatexResult",
+    "OcrResult",
+    "PdfResult",
+    "set_display_hooks",
+    "to_markdown",
+]
 
 # Mathpix Markdown uses \( \) and \[ \]; JupyterLab's renderer wants $ and $$.
 _MATH_RE = re.compile(r"\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
@@ -42,9 +53,73 @@ def to_markdown(mmd: str) -> str:
     return "".join(out)
 
 
+# -- display hooks ----------------------------------------------------------------------------
+# The core builds the static view of a result (GitHub-safe Markdown, see _mmd.py). A notebook
+# surface can draw it richer (mathpix_nb.jupyter draws it with Mathpix's renderer) by plugging
+# in here; the core never imports a surface.
+_logger = logging.getLogger("mathpix_nb")
+BundleHook = Callable[[Any, dict[str, Any]], dict[str, Any]]
+ViewHook = Callable[[Any], Any]
+_bundle_hook: BundleHook | None = None
+_view_hook: ViewHook | None = None
+
+
+def set_display_hooks(*, bundle: BundleHook | None, view: ViewHook | None) -> None:
+    """Plug in a notebook surface's display of results.
+
+    ``bundle(result, static_bundle)`` returns the mime bundle IPython shows (it may add a
+    widget view to the static ``text/markdown`` + ``text/plain`` bundle); ``view(result)``
+    returns an object to show instead (marimo's ``_display_``), or None for the static view.
+    """
+    global _bundle_hook, _view_hook
+    _bundle_hook, _view_hook = bundle, view
+
+
+class _StaticView:
+    """What marimo shows when no richer view is available: the static Markdown."""
+
+    def __init__(self, markdown: str, text: str) -> None:
+        self._markdown, self._text = markdown, text
+
+    def _repr_markdown_(self) -> str:
+        return self._markdown
+
+    def __repr__(self) -> str:
+        return self._text
+
+
+def _mime_bundle(result: Any, empty: str) -> dict[str, Any]:
+    from ._mmd import result_mmd, to_static_markdown
+
+    markdown = to_static_markdown(result_mmd(result)) or empty
+    bundle: dict[str, Any] = {"text/markdown": markdown, "text/plain": repr(result)}
+    if _bundle_hook is not None:
+        try:
+            bundle = _bundle_hook(result, bundle)
+        except Exception:  # a display must not fail: the static view is still right
+            _logger.warning("rich display of a result failed; showing Markdown", exc_info=True)
+    return bundle
+
+
+def _display_view(result: Any, empty: str) -> Any:
+    if _view_hook is not None:
+        try:
+            view = _view_hook(result)
+        except Exception:
+            _logger.warning("rich display of a result failed; showing Markdown", exc_info=True)
+            view = None
+        if view is not None:
+            return view
+    bundle = _mime_bundle(result, empty)
+    return _StaticView(bundle["text/markdown"], bundle["text/plain"])
+
+
 def _short(text: str, limit: int = 60) -> str:
     text = text.replace("\n", " ")
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_NO_TEXT = "*(no text recognised)*"
 
 
 @dataclass(frozen=True, repr=False)
@@ -108,10 +183,25 @@ class OcrResult:
         """Markdown with ``$``/``$$`` delimiters (what JupyterLab renders)."""
         return to_markdown(self.text)
 
+    def tables(self) -> list[pd.DataFrame]:
+        """Every table of the result as a pandas DataFrame (needs pandas).
+
+        From the API's ``tsv`` / ``table_html`` data or ``html`` when they were requested,
+        else parsed from the Mathpix Markdown (``\\begin{tabular}`` and pipe tables).
+        """
+        from ._tables import extract_tables, tables_to_frames
+
+        return tables_to_frames(extract_tables(self))
+
+    # Display: GitHub-safe Markdown everywhere, Mathpix's renderer where a surface adds it.
     def _repr_markdown_(self) -> str:
-        if not self.text:
-            return "*(no text recognised)*"
-        return self.markdown()
+        return str(_mime_bundle(self, _NO_TEXT)["text/markdown"])
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        return _mime_bundle(self, _NO_TEXT)
+
+    def _display_(self) -> Any:  # marimo's display protocol
+        return _display_view(self, _NO_TEXT)
 
     def __str__(self) -> str:
         return self.text
@@ -229,9 +319,26 @@ class PdfResult:
     def num_pages(self) -> int | None:
         return self.raw.get("num_pages")
 
+    def tables(self) -> list[pd.DataFrame]:
+        """Every table of the document as a pandas DataFrame (needs pandas).
+
+        From the ``html`` output when it was requested, else parsed from the ``mmd`` / ``md``.
+        """
+        from ._tables import extract_tables, tables_to_frames
+
+        return tables_to_frames(extract_tables(self))
+
     def _repr_markdown_(self) -> str:
-        text = self.mmd if self.mmd is not None else self.md
-        return to_markdown(text) if text else f"*PDF {self.pdf_id}: {self.status}*"
+        return str(_mime_bundle(self, self._empty())["text/markdown"])
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        return _mime_bundle(self, self._empty())
+
+    def _display_(self) -> Any:  # marimo's display protocol
+        return _display_view(self, self._empty())
+
+    def _empty(self) -> str:
+        return f"*PDF {self.pdf_id}: {self.status}*"
 
     def __repr__(self) -> str:
         return (

@@ -4,10 +4,14 @@ Every operation is a generator *flow* that yields steps and receives their outco
 
 * an ``httpx.Request``: the driver sends it and sends back the ``httpx.Response`` (or throws
   the ``httpx.TransportError`` into the flow);
-* a ``Sleep``: the driver waits (``time.sleep`` or ``anyio.sleep``) and sends back ``None``.
+* a ``Fetch``: like a request, but the driver reads at most ``max_bytes`` of the answer (a
+  user's image URL we download ourselves) and throws ``ResponseTooLarge`` beyond that;
+* a ``Sleep``: the driver waits on the client's clock and sends back ``None``;
+* a ``Compute``: CPU work (image preparation) the driver runs (the async one in a thread).
 
-The flow's return value is the result. Retries, token refresh and PDF polling are written
-once here; the two clients only drive flows (see ``_client.py``).
+The flow's return value is the result. Retries, token refresh, PDF polling, option checks
+and events for observers are written once here; the two clients only drive flows (see
+``_client.py``), and so does every surface, through the clients' public methods.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -24,7 +27,9 @@ from typing import Any, TypeVar, Union
 import httpx
 
 from ._auth import Credentials
+from ._clock import SYSTEM_CLOCK, Clock
 from ._config import Settings
+from ._events import Event, Observer, Observers, WaitReason
 from ._exceptions import (
     APIError,
     ConfigurationError,
@@ -32,19 +37,28 @@ from ._exceptions import (
     PdfError,
     PollTimeoutError,
     RequestTimeout,
+    SubmissionUncertain,
     TokenError,
     TransportError,
     error_for,
     redact,
 )
 from ._image_io import MAX_DOCUMENT_BYTES, read_input
-from ._image_pixels import crop_region
+from ._image_pixels import check_crop
 from ._images import ImagePrep, PreparedImage, describe_source, is_remote, prepare_image, raw_image
 from ._models import AppToken, LatexResult, OcrResult, PdfResult
+from ._options import (
+    LatexOptions,
+    OcrResultsFilters,
+    PdfOptions,
+    TextOptions,
+    check_options,
+    merge_extra,
+)
 from ._retry import RetryPolicy, parse_retry_after
 from ._version import __version__
 
-__all__ = ["ClientCore", "Compute", "Flow", "Sleep"]
+__all__ = ["ClientCore", "Compute", "Fetch", "Flow", "ResponseTooLarge", "Sleep"]
 
 T = TypeVar("T")
 
@@ -59,9 +73,27 @@ _MAYBE_ACCEPTED: tuple[type[Exception], ...] = (
 
 @dataclass(frozen=True)
 class Sleep:
-    """A step asking the driver to wait ``seconds``."""
+    """A step asking the driver to wait ``seconds`` (on the client's clock) for ``reason``."""
 
     seconds: float
+    reason: WaitReason = "retry"
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """A step asking the driver to send ``request`` and read at most ``max_bytes`` of the
+    answer (a stream it closes early); beyond that it throws :class:`ResponseTooLarge`."""
+
+    request: httpx.Request
+    max_bytes: int
+
+
+class ResponseTooLarge(Exception):
+    """Thrown into a flow by the driver when a ``Fetch`` answer exceeds its ``max_bytes``."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(f"the answer is larger than {max_bytes:,} bytes")
+        self.max_bytes = max_bytes
 
 
 @dataclass(frozen=True)
@@ -74,7 +106,7 @@ class Compute:
     func: Callable[[], Any]
 
 
-Step = Union[httpx.Request, Sleep, Compute]  # noqa: UP007 - runtime alias
+Step = Union[httpx.Request, Fetch, Sleep, Compute]  # noqa: UP007 - runtime alias
 Flow = Generator[Step, Any, T]
 Builder = Callable[[dict[str, str]], httpx.Request]
 
@@ -83,16 +115,75 @@ USER_AGENT = f"mathpix_nb/{__version__}"
 _log = logging.getLogger("mathpix_nb")
 # Output extensions that always exist after a PDF completes (not conversion formats).
 _PDF_NATIVE = {"mmd", "lines.json", "lines.mmd.json"}
+# A user's image URL that we download ourselves (to crop it in upright pixels).
+MAX_REMOTE_IMAGE_BYTES = 50_000_000
 
 
-def _prep_option(prepare: bool | ImagePrep | None) -> ImagePrep | None:
+def prep_option(prepare: bool | ImagePrep | Mapping[str, Any] | None) -> ImagePrep | None:
+    """``prepare=`` as given to a client or surface -> ``ImagePrep`` (or None: send as is).
+
+    ``True``/``None``: defaults; ``False``: no preparation; a dict: ``ImagePrep`` fields.
+    """
     if prepare is None or prepare is True:
         return ImagePrep()
     if prepare is False:
         return None
     if isinstance(prepare, ImagePrep):
         return prepare
-    raise ConfigurationError(f"prepare must be True, False or an ImagePrep, got {prepare!r}")
+    if isinstance(prepare, Mapping):
+        from ._options import check_keywords
+
+        fields = ImagePrep.__dataclass_fields__
+        check_keywords("ImagePrep", prepare, fields)
+        return ImagePrep(**prepare)
+    raise ConfigurationError(
+        f"prepare must be True, False, an ImagePrep or a dict of its fields, got {prepare!r:.60}"
+    )
+
+
+def _tag_list(tags: Iterable[str] | str | None) -> tuple[str, ...]:
+    if tags is None:
+        return ()
+    items = (tags,) if isinstance(tags, str) else tuple(tags)
+    for tag in items:
+        if not isinstance(tag, str) or not tag:
+            raise ConfigurationError(f"tags must be non-empty strings, got {tag!r:.40}")
+    return items
+
+
+def _response_cause(response: httpx.Response) -> str:
+    if response.status_code == 200 and b'"error_info"' in response.content:
+        from ._exceptions import error_info
+
+        found = error_info(response.content)
+        if found and found.id:
+            return found.id
+    return f"HTTP {response.status_code}"
+
+
+def _named_bytes(data: bytes, source: str) -> Any:
+    """Bytes that name their source in messages (and the upload's file name)."""
+    import io
+
+    buf = io.BytesIO(data)
+    buf.name = source.rsplit("/", 1)[-1].split("?")[0] or "image"
+    return buf
+
+
+def _decode_data_uri(uri: str, source: str) -> bytes:
+    import base64
+    import binascii
+    from urllib.parse import unquote_to_bytes
+
+    head, sep, payload = uri.partition(",")
+    if not sep:
+        raise ImageError(f"{source} is not a valid data: URI (no comma).", source=source)
+    if head.lower().endswith(";base64"):
+        try:
+            return base64.b64decode(payload, validate=False)
+        except (binascii.Error, ValueError) as exc:
+            raise ImageError(f"{source} has invalid base64: {exc}", source=source) from None
+    return unquote_to_bytes(payload)
 
 
 def _query_value(value: Any) -> Any:
@@ -106,14 +197,43 @@ def _query_value(value: Any) -> Any:
 
 
 class ClientCore:
-    """Settings, credentials, retry policy and every request/response rule, without I/O."""
+    """Settings, credentials, retry policy and every request/response rule, without I/O.
 
-    def __init__(self, settings: Settings, *, prepare: bool | ImagePrep = True) -> None:
+    ``retry`` replaces the default ``RetryPolicy(max_retries=settings.max_retries)``;
+    ``clock`` is where every wait and deadline is measured; ``observers`` receive an
+    :class:`~mathpix_nb.Event` for each request, answer, retry and wait.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        prepare: bool | ImagePrep | Mapping[str, Any] | None = True,
+        retry: RetryPolicy | None = None,
+        clock: Clock | None = None,
+        observers: Iterable[Observer] = (),
+    ) -> None:
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigurationError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
+        if clock is not None and not isinstance(clock, Clock):
+            raise ConfigurationError(
+                f"clock must have time(), monotonic(), sleep() and asleep(), got {clock!r:.60}"
+            )
         self.settings = settings
-        self.credentials = Credentials(settings)
-        self.retry = RetryPolicy(max_retries=settings.max_retries)
-        self.prep = _prep_option(prepare)
+        self.clock: Clock = clock or SYSTEM_CLOCK
+        self.credentials = Credentials(settings, self.clock)
+        self.retry = retry if retry is not None else RetryPolicy(max_retries=settings.max_retries)
+        self.prep = prep_option(prepare)
         self.timeout = settings.timeout.as_dict()
+        self.observers = Observers(observers)
+
+    def emit(self, event: Event) -> None:
+        if self.observers:
+            self.observers.emit(event)
+
+    def redact(self, text: str) -> str:
+        """``text`` with this client's secrets (and anything shaped like a token) masked."""
+        return redact(text, self.secrets)
 
     # -- small helpers -------------------------------------------------------------------
     @property
@@ -153,13 +273,16 @@ class ClientCore:
             f"{redact(str(exc), self.secrets)}. Fix: {fix}"
         )
 
-    def _maybe_accepted_error(self, exc: Exception, request: httpx.Request) -> TransportError:
+    def _maybe_accepted_error(
+        self, exc: Exception, request: httpx.Request, tags: tuple[str, ...]
+    ) -> SubmissionUncertain:
         host = f"{request.url.scheme}://{request.url.netloc.decode()}"
-        return TransportError(
+        where = f"ocr_results(tags={list(tags)!r})" if tags else "ocr_results(tags=[...])"
+        return SubmissionUncertain(
             f"{type(exc).__name__}: the connection to {host}{request.url.path} broke after the "
             "request was sent, so Mathpix may have accepted (and billed) it; it was not resent. "
-            "Fix: look for it with ocr_results(tags=[...]) using the tags you submitted with, "
-            "and submit again only if it is not there."
+            f"Fix: look for it with {where} and submit again only if it is not there.",
+            tags=tags,
         )
 
     def _raise_for(
@@ -206,48 +329,90 @@ class ClientCore:
 
     # -- the building blocks of every flow -----------------------------------------------
     def send(
-        self, build: Callable[[], httpx.Request], *, resend_after_upload: bool = True
+        self,
+        build: Callable[[], httpx.Request],
+        *,
+        resend_after_upload: bool = True,
+        tags: tuple[str, ...] = (),
     ) -> Flow[httpx.Response]:
         """Send with retries: per-minute 429, 5xx, sys_exception, timeouts, dropped connections.
 
         ``resend_after_upload=False`` is for requests that start billed work the caller can
-        find again (async submissions): a connection that broke after the request went out
-        may have been accepted, so it is not resent blindly.
+        find again by ``tags`` (async submissions): a connection that broke after the request
+        went out may have been accepted, so it raises :class:`SubmissionUncertain` instead of
+        being resent blindly. (A connect or write failure means the API never got a whole
+        request, so those are retried.)
         """
         attempt = 0
         while True:
             request = build()
             response: httpx.Response | None = None
             failure: Exception | None = None
+            path = request.url.path
+            self.emit(Event("request", method=request.method, path=path, attempt=attempt))
             try:
                 response = yield request
             except httpx.TransportError as exc:
                 failure = exc
+                self.emit(
+                    Event(
+                        "response",
+                        method=request.method,
+                        path=path,
+                        attempt=attempt,
+                        error=type(exc).__name__,
+                    )
+                )
                 if not resend_after_upload and isinstance(exc, _MAYBE_ACCEPTED):
-                    raise self._maybe_accepted_error(exc, request) from exc
+                    raise self._maybe_accepted_error(exc, request, tags) from exc
                 delay = self.retry.delay_after_exception(exc, attempt)
                 if delay is None:
                     raise self._transport_error(exc, request, attempt + 1) from exc
             else:
+                self.emit(
+                    Event(
+                        "response",
+                        method=request.method,
+                        path=path,
+                        attempt=attempt,
+                        status_code=response.status_code,
+                    )
+                )
                 delay = self.retry.delay_after_response(response, attempt)
                 if delay is None:
                     return response
             attempt += 1
-            what = (
-                f"HTTP {response.status_code}"
+            cause = (
+                _response_cause(response)
                 if isinstance(response, httpx.Response)
                 else type(failure).__name__
+            )
+            reason: WaitReason = (
+                "rate_limit"
+                if isinstance(response, httpx.Response) and response.status_code == 429
+                else "retry"
+            )
+            self.emit(
+                Event(
+                    "retry",
+                    method=request.method,
+                    path=path,
+                    attempt=attempt,
+                    delay=delay,
+                    reason=reason,
+                    cause=cause,
+                )
             )
             _log.debug(
                 "retry %d/%d of %s %s after %s in %.2f s",
                 attempt,
                 self.retry.max_retries,
                 request.method,
-                request.url.path,
-                what,
+                path,
+                cause,
                 delay,
             )
-            yield Sleep(delay)
+            yield Sleep(delay, reason)
 
     def ensure_token(self) -> Flow[AppToken]:
         """A usable app token: the cached one, or a freshly fetched one."""
@@ -263,12 +428,13 @@ class ClientCore:
                 current = creds.unexpired_token()
                 if current is not None:
                     return current
-                yield Sleep(0.02)
+                self.emit(Event("wait", delay=0.02, reason="token"))
+                yield Sleep(0.02, "token")
                 waited += 0.02
                 continue
             creds.minting = True
             try:
-                issued = time.time()
+                issued = self.clock.time()
                 response = yield from self.send(
                     lambda: creds.mint_request(self.timeout, USER_AGENT)
                 )
@@ -283,28 +449,40 @@ class ClientCore:
         needs_keys: str | None = None,
         source: str | None = None,
         resend_after_upload: bool = True,
+        tags: tuple[str, ...] = (),
     ) -> Flow[dict[str, Any]]:
         """Authenticate, send (with retries), refresh an expired token once, parse the JSON.
 
         ``needs_keys`` names an operation app tokens cannot do; it is then sent with
-        app_id/app_key, or refused with NotAllowedError before anything is sent.
+        app_id/app_key (or through the team proxy), or refused with NotAllowedError before
+        anything is sent.
         """
-        response, token = yield from self._call_raw(
-            build, needs_keys=needs_keys, resend_after_upload=resend_after_upload
+        response, token = yield from self.call_raw(
+            build, needs_keys=needs_keys, resend_after_upload=resend_after_upload, tags=tags
         )
         return self.parse_json(response, source=source, token_auth=token is not None)
 
-    def _call_raw(
-        self, build: Builder, *, needs_keys: str | None = None, resend_after_upload: bool = True
+    def call_raw(
+        self,
+        build: Builder,
+        *,
+        needs_keys: str | None = None,
+        resend_after_upload: bool = True,
+        tags: tuple[str, ...] = (),
     ) -> Flow[tuple[httpx.Response, AppToken | None]]:
+        """Like :meth:`call`, but returns the raw response (and the token it used, if any)."""
         creds = self.credentials
         resend = resend_after_upload
-        if needs_keys is not None or creds.mode == "keys":
+        if needs_keys is not None or not creds.sends_tokens:
             headers = creds.key_headers(needs_keys or "This request")
-            response = yield from self.send(lambda: build(headers), resend_after_upload=resend)
+            response = yield from self.send(
+                lambda: build(headers), resend_after_upload=resend, tags=tags
+            )
             return response, None
         token = yield from self.ensure_token()
-        response = yield from self.send(lambda: build(token.headers), resend_after_upload=resend)
+        response = yield from self.send(
+            lambda: build(token.headers), resend_after_upload=resend, tags=tags
+        )
         if self.is_token_expired(response):
             if not creds.can_refresh:
                 raise TokenError(
@@ -320,6 +498,42 @@ class ClientCore:
         return response, token
 
     # -- images --------------------------------------------------------------------------
+    def fetch_image(self, url: str) -> Flow[bytes]:
+        """The bytes behind an http(s) URL or data: URI (bounded; redirects followed)."""
+        source = describe_source(url)
+        url = url.strip()
+        if url.lower().startswith("data:"):
+            return _decode_data_uri(url, source)
+        for _ in range(6):
+            request = httpx.Request(
+                "GET", url, headers={"user-agent": USER_AGENT}, extensions={"timeout": self.timeout}
+            )
+            try:
+                response = yield Fetch(request, MAX_REMOTE_IMAGE_BYTES)
+            except ResponseTooLarge as exc:
+                raise ImageError(
+                    f"The image at {source} is larger than {exc.max_bytes:,} bytes. Fix: download "
+                    "and downscale it first, or pass it without crop= (Mathpix fetches it).",
+                    source=source,
+                ) from None
+            except httpx.TransportError as exc:
+                raise ImageError(
+                    f"Cannot download {source} to crop it: {type(exc).__name__}. Fix: check the "
+                    "URL, or pass the image file instead.",
+                    source=source,
+                ) from None
+            if response.is_redirect and response.headers.get("location"):
+                url = str(response.url.join(response.headers["location"]))
+                continue
+            if response.status_code != 200:
+                raise ImageError(
+                    f"Cannot download {source} to crop it: HTTP {response.status_code}. Fix: check "
+                    "the URL, or pass the image file instead.",
+                    source=source,
+                )
+            return bytes(response.content)
+        raise ImageError(f"Too many redirects downloading {source}.", source=source)
+
     def image_builder(
         self,
         path: str,
@@ -327,23 +541,33 @@ class ClientCore:
         options: Mapping[str, Any],
         *,
         crop: tuple[float, float, float, float] | None,
-        prepare: bool | ImagePrep | None,
+        prepare: bool | ImagePrep | Mapping[str, Any] | None,
     ) -> Flow[tuple[Builder, str]]:
-        """A request builder for one image on ``path`` (v3/text, v3/latex) and its source name."""
-        opts = {k: v for k, v in options.items() if v is not None}
-        if "src" in opts:
-            raise ConfigurationError("Pass the image as the first argument, not as src=.")
-        if is_remote(image):
+        """A request builder for one image on ``path`` (v3/text, v3/latex) and its source name.
+
+        ``options`` are already checked. ``crop`` is always in pixels of the upright image,
+        whatever the input: a URL with a crop is downloaded and cropped here (Mathpix's own
+        ``region`` would crop raw pixels, ignoring EXIF); without a crop it is sent as ``src``.
+        """
+        opts = dict(options)
+        if is_remote(image) and crop is None:
             source = describe_source(image)
             body = dict(opts, src=image.strip())
-            if crop is not None:
-                # remote pixels are not ours to crop: let the API do it (raw, not EXIF, pixels)
-                body["region"] = crop_region(crop, source)
             return (lambda headers: self._request("POST", path, headers, json=body)), source
 
-        prep = self.prep if prepare is None else _prep_option(prepare)
+        prep = self.prep if prepare is None else prep_option(prepare)
         prepared: PreparedImage
-        if isinstance(image, PreparedImage):
+        if is_remote(image):
+            if crop is not None:  # a malformed crop fails before any download
+                check_crop(crop, describe_source(image))
+            data = yield from self.fetch_image(image)
+            remote = _named_bytes(data, describe_source(image))
+            prepared = yield Compute(
+                lambda: prepare_image(remote, crop=crop, prep=prep)
+                if prep is not None
+                else raw_image(remote, crop=crop)
+            )
+        elif isinstance(image, PreparedImage):
             prepared = image
         elif prep is None:
             prepared = yield Compute(lambda: raw_image(image, crop=crop))
@@ -362,22 +586,57 @@ class ClientCore:
 
         return build, prepared.source
 
+    def text_options(
+        self, options: Mapping[str, Any], extra: Mapping[str, Any] | None, *, what: str
+    ) -> dict[str, Any]:
+        """Checked v3/text options (see :mod:`._options`), ``extra_options`` merged in."""
+        if "async" in options:
+            raise ConfigurationError(
+                f"{what} does not take async: use submit() for async requests (text() waits)."
+            )
+        if "src" in options:
+            raise ConfigurationError("Pass the image as the first argument, not as src=.")
+        opts = check_options(
+            TextOptions, options, what=what, also=("crop", "prepare", "extra_options")
+        )
+        if "tags" in opts:
+            opts["tags"] = list(_tag_list(opts["tags"]))
+        return merge_extra(opts, extra, what=what)
+
     def text(
-        self, image: Any, *, crop: Any = None, prepare: Any = None, **options: Any
+        self,
+        image: Any,
+        *,
+        crop: Any = None,
+        prepare: Any = None,
+        options: Mapping[str, Any] | None = None,
+        extra_options: Mapping[str, Any] | None = None,
     ) -> Flow[OcrResult]:
-        if options.get("async"):
-            raise ConfigurationError("Use submit() for async requests; text() waits.")
+        opts = self.text_options(options or {}, extra_options, what="text()")
         build, source = yield from self.image_builder(
-            "v3/text", image, options, crop=crop, prepare=prepare
+            "v3/text", image, opts, crop=crop, prepare=prepare
         )
         body = yield from self.call(build, source=source)
         return OcrResult(raw=body, source=source)
 
     def latex(
-        self, image: Any, *, crop: Any = None, prepare: Any = None, **options: Any
+        self,
+        image: Any,
+        *,
+        crop: Any = None,
+        prepare: Any = None,
+        options: Mapping[str, Any] | None = None,
+        extra_options: Mapping[str, Any] | None = None,
     ) -> Flow[LatexResult]:
+        opts = check_options(
+            LatexOptions,
+            options or {},
+            what="latex()",
+            also=("crop", "prepare", "extra_options"),
+        )
+        opts = merge_extra(opts, extra_options, what="latex()")
         build, source = yield from self.image_builder(
-            "v3/latex", image, options, crop=crop, prepare=prepare
+            "v3/latex", image, opts, crop=crop, prepare=prepare
         )
         body = yield from self.call(build, source=source)
         return LatexResult(raw=body, source=source)
@@ -386,24 +645,33 @@ class ClientCore:
         self,
         image: Any,
         *,
-        tags: Iterable[str] | str | None = None,
         crop: Any = None,
         prepare: Any = None,
-        **options: Any,
+        options: Mapping[str, Any] | None = None,
+        extra_options: Mapping[str, Any] | None = None,
     ) -> Flow[str]:
+        """Send one async v3/text job; its ``request_id``. A connection that broke after the
+        upload raises :class:`SubmissionUncertain` (never a blind resend)."""
         self.credentials.key_headers("submit() (async v3/text)")  # refuse before preparing
-        if tags is not None:
-            options["tags"] = [tags] if isinstance(tags, str) else list(tags)
-        options["async"] = True
+        opts = self.text_options(options or {}, extra_options, what="submit()")
+        tag_list = _tag_list(opts.pop("tags", None))
+        if tag_list:
+            opts["tags"] = list(tag_list)
+        opts["async"] = True
         build, source = yield from self.image_builder(
-            "v3/text", image, options, crop=crop, prepare=prepare
+            "v3/text", image, opts, crop=crop, prepare=prepare
         )
-        body = yield from self.call(
-            build,
-            needs_keys="submit() (async v3/text)",
-            source=source,
-            resend_after_upload=False,  # a blind resend could start (and bill) a second job
-        )
+        try:
+            body = yield from self.call(
+                build,
+                needs_keys="submit() (async v3/text)",
+                source=source,
+                resend_after_upload=False,  # a blind resend could start (and bill) a second job
+                tags=tag_list,
+            )
+        except SubmissionUncertain as exc:
+            exc.source = source
+            raise
         request_id = body.get("request_id")
         if not request_id:
             raise APIError(f"v3/text async answered without request_id (input: {source})")
@@ -413,7 +681,22 @@ class ClientCore:
     def ocr_results_page(
         self, filters: Mapping[str, Any], page: int, per_page: int
     ) -> Flow[list[dict[str, Any]]]:
-        params: dict[str, Any] = {k: _query_value(v) for k, v in filters.items() if v is not None}
+        """One page of ``v3/ocr-results`` (``filters`` as in :class:`OcrResultsFilters`)."""
+        checked = check_options(
+            OcrResultsFilters,
+            filters,
+            what="ocr_results()",
+            also=("page", "per_page"),
+            json_body=False,
+        )
+        for name, value in (("page", page), ("per_page", per_page)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(
+                    f"ocr_results(): {name} must be an int >= 1, got {value!r}"
+                )
+        if "tags" in checked:
+            checked["tags"] = list(_tag_list(checked["tags"]))
+        params: dict[str, Any] = {k: _query_value(v) for k, v in checked.items()}
         params.update(page=page, per_page=per_page)
         build: Builder = lambda headers: self._request(  # noqa: E731
             "GET", "v3/ocr-results", headers, params=params
@@ -429,11 +712,11 @@ class ClientCore:
     def app_token(self, expires: int = 300) -> Flow[AppToken]:
         creds = self.credentials
         if not self.settings.has_keys and creds.kind == "url":
-            issued = time.time()
+            issued = self.clock.time()
             response = yield from self.send(lambda: creds.mint_request(self.timeout, USER_AGENT))
             return creds.accept(response, issued_at=issued)
         headers = creds.key_headers("app_token()")
-        issued = time.time()
+        issued = self.clock.time()
         body = yield from self.call(
             lambda h: self._request(
                 "POST", "v3/app-tokens", {**headers, **h}, json={"expires": int(expires)}
@@ -444,10 +727,24 @@ class ClientCore:
         return AppToken.from_response(body, issued_at=issued)
 
     # -- PDF -------------------------------------------------------------------------------
+    def pdf_options(
+        self, options: Mapping[str, Any], extra: Mapping[str, Any] | None, *, what: str
+    ) -> dict[str, Any]:
+        """Checked v3/pdf options, ``extra_options`` merged in."""
+        opts = check_options(
+            PdfOptions,
+            options,
+            what=what,
+            also=("outputs", "poll_interval", "timeout", "extra_options"),
+        )
+        return merge_extra(opts, extra, what=what)
+
     def _pdf_builder(
         self, path_or_url: Any, outputs: Iterable[str], options: Mapping[str, Any]
     ) -> tuple[Builder, str]:
-        opts = {k: v for k, v in options.items() if v is not None}
+        opts = dict(options)
+        if isinstance(outputs, str):
+            outputs = [outputs]
         formats = dict(opts.pop("conversion_formats", None) or {})
         for ext in outputs:
             ext = "tex.zip" if ext == "tex" else ext
@@ -495,10 +792,16 @@ class ClientCore:
         return build, source
 
     def pdf_submit(
-        self, path_or_url: Any, *, outputs: Iterable[str] = ("mmd",), **options: Any
+        self,
+        path_or_url: Any,
+        *,
+        outputs: Iterable[str] = ("mmd",),
+        options: Mapping[str, Any] | None = None,
+        extra_options: Mapping[str, Any] | None = None,
     ) -> Flow[str]:
         self.check_keys("PDF conversion")
-        build, source = self._pdf_builder(path_or_url, outputs, options)
+        opts = self.pdf_options(options or {}, extra_options, what="pdf_submit()")
+        build, source = self._pdf_builder(path_or_url, outputs, opts)
         body = yield from self.call(build, needs_keys="PDF conversion", source=source)
         pdf_id = body.get("pdf_id")
         if not pdf_id:
@@ -507,7 +810,7 @@ class ClientCore:
 
     def pdf_status(self, pdf_id: str) -> Flow[dict[str, Any]]:
         self.check_keys("PDF status")
-        response, _ = yield from self._call_raw(
+        response, _ = yield from self.call_raw(
             lambda h: self._request("GET", f"v3/pdf/{pdf_id}", h), needs_keys="PDF status"
         )
         try:
@@ -523,7 +826,7 @@ class ClientCore:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _download_once(self, pdf_id: str, ext: str) -> Flow[httpx.Response]:
-        response, _ = yield from self._call_raw(
+        response, _ = yield from self.call_raw(
             lambda h: self._request("GET", f"v3/pdf/{pdf_id}.{ext}", h),
             needs_keys="PDF download",
         )
@@ -563,25 +866,37 @@ class ClientCore:
         outputs: Iterable[str] = ("mmd",),
         poll_interval: float | None = None,
         timeout: float | None = None,
-        **options: Any,
+        options: Mapping[str, Any] | None = None,
+        extra_options: Mapping[str, Any] | None = None,
     ) -> Flow[PdfResult]:
         """Submit, poll the status until completed, then download each requested output."""
+        if isinstance(outputs, str):
+            outputs = [outputs]
         outputs = ["tex.zip" if ext == "tex" else ext for ext in outputs] or ["mmd"]
+        for name, value in (("poll_interval", poll_interval), ("timeout", timeout)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
+            ):
+                raise ConfigurationError(f"pdf(): {name} must be seconds > 0, got {value!r}")
         self.check_keys("PDF conversion")
-        pdf_id = yield from self.pdf_submit(path_or_url, outputs=outputs, **options)
-        deadline = time.monotonic() + (600.0 if timeout is None else float(timeout))
+        opts = self.pdf_options(options or {}, extra_options, what="pdf()")
+        pdf_id = yield from self.pdf_submit(path_or_url, outputs=outputs, options=opts)
+        clock = self.clock
+        deadline = clock.monotonic() + (600.0 if timeout is None else float(timeout))
         interval = 0.5 if poll_interval is None else float(poll_interval)
 
         def wait(hint: float | None = None) -> Flow[None]:
             nonlocal interval
-            if time.monotonic() >= deadline:
+            if clock.monotonic() >= deadline:
                 raise PollTimeoutError(
                     f"PDF {pdf_id} ({describe_source(path_or_url)}) was not ready within "
                     f"{timeout or 600.0:g} s. Fix: pass a longer timeout=, or fetch it later "
                     f"with pdf_status('{pdf_id}') / pdf_download('{pdf_id}', 'mmd')."
                 )
             pause = hint if hint is not None else interval
-            yield Sleep(max(0.0, min(pause, deadline - time.monotonic())))
+            pause = max(0.0, min(pause, deadline - clock.monotonic()))
+            self.emit(Event("wait", delay=pause, reason="poll"))
+            yield Sleep(pause, "poll")
             if poll_interval is None:
                 interval = min(5.0, interval * 1.5)  # start fast, back off for long documents
 

@@ -10,12 +10,13 @@ together do not retry together; a ``Retry-After`` header, when present, is honou
 from __future__ import annotations
 
 import email.utils
-import json
 import random
 import time
 from dataclasses import dataclass, field
 
 import httpx
+
+from ._exceptions import error_info
 
 __all__ = ["RetryPolicy", "parse_retry_after"]
 
@@ -51,20 +52,11 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _body_json(response: httpx.Response) -> dict[str, object] | None:
+def _error_id(response: httpx.Response) -> tuple[str | None, dict[str, object]]:
     if "json" not in response.headers.get("content-type", ""):
-        return None
-    try:
-        data = json.loads(response.content)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _error_info(response: httpx.Response) -> dict[str, object]:
-    body = _body_json(response) or {}
-    info = body.get("error_info")
-    return info if isinstance(info, dict) else {}
+        return None, {}
+    found = error_info(response.content)
+    return (found.id, found.detail) if found else (None, {})
 
 
 @dataclass
@@ -76,6 +68,18 @@ class RetryPolicy:
     max_delay: float = 30.0
     max_retry_after: float = 120.0
     rng: random.Random = field(default_factory=random.Random, repr=False)
+
+    def __post_init__(self) -> None:
+        from ._exceptions import ConfigurationError
+
+        if not isinstance(self.max_retries, int) or isinstance(self.max_retries, bool):
+            raise ConfigurationError(f"max_retries must be an int, got {self.max_retries!r}")
+        if self.max_retries < 0:
+            raise ConfigurationError(f"max_retries must be >= 0, got {self.max_retries}")
+        for name in ("base_delay", "max_delay", "max_retry_after"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                raise ConfigurationError(f"RetryPolicy {name} must be seconds >= 0, got {value!r}")
 
     def backoff(self, attempt: int) -> float:
         """Full-jitter wait before retry number ``attempt + 1``."""
@@ -90,7 +94,7 @@ class RetryPolicy:
     def is_retryable_response(self, response: httpx.Response) -> bool:
         status = response.status_code
         if status == 429:
-            info = _error_info(response)
+            _, info = _error_id(response)
             limit_name = str(info.get("limit_name") or "")
             return not limit_name.endswith("_monthly_limit")
         if status >= 500:
@@ -100,7 +104,7 @@ class RetryPolicy:
             # body when it can hold an error envelope at all.
             if b'"error_info"' not in response.content:
                 return False
-            return _error_info(response).get("id") in ("sys_exception", "connection_closed")
+            return _error_id(response)[0] in ("sys_exception", "connection_closed")
         return False
 
     def delay_after_response(self, response: httpx.Response, attempt: int) -> float | None:

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 __all__ = ["ThreadedServer", "bind_socket", "serve_forever"]
 
@@ -60,12 +60,12 @@ class ThreadedServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        lifespan: str = "auto",
+        lifespan: Literal["auto", "on", "off"] = "auto",
         on_shutdown: Callable[[], Awaitable[None]] | None = None,
         keep_alive: int = 30,
         name: str = "mathpix-nb-server",
     ) -> None:
-        self._apps = list(apps) if isinstance(apps, list | tuple) else [apps]
+        self._apps: list[Any] = list(apps) if isinstance(apps, list | tuple) else [apps]
         self.host = host
         self._port = port
         self._lifespan = lifespan

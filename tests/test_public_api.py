@@ -31,6 +31,7 @@ EXPECTED_CORE = {
 
 def test_all_is_sorted_unique_and_resolvable() -> None:
     names = mathpix_nb.__all__
+    assert list(names) == sorted(names), "__all__ is not sorted"
     assert len(names) == len(set(names))
     assert set(names) >= EXPECTED_CORE
     exceptions = __import__("mathpix_nb._exceptions", fromlist=["__all__"])

@@ -235,7 +235,7 @@ class Api:
         self, image: Any, *, tags: list[str], options: Mapping[str, Any], crop: Any = None
     ) -> str:
         """POST one image as an async v3/text job; its request id."""
-        flow = self.core.submit(image, tags=tags, crop=crop, **dict(options))
+        flow = self.core.submit(image, tags=tags, crop=crop, options=dict(options))
         try:
             return str(await self._drive(flow, upload=True))
         except (Unknown, Failed, Retryable):
@@ -248,7 +248,7 @@ class Api:
     ) -> dict[str, Any]:
         """Synchronous v3/text (the fallback path); the response body (errors raise)."""
         try:
-            result = await self._drive(self.core.text(image, crop=crop, **dict(options)))
+            result = await self._drive(self.core.text(image, crop=crop, options=dict(options)))
         except Exception as exc:
             raise _translate(exc) from exc
         return dict(result.raw)

@@ -1,19 +1,25 @@
 """``%mathpix`` / ``%%mathpix``: OCR images from a notebook line or cell.
 
-Load with ``%load_ext mathpix_nb``. Each OCR result is returned (so ``r = %mathpix x.png``
-works) and shown once: as the cell's value when the magic is the last line, otherwise
-displayed at the end of the cell.
+Load with ``%load_ext mathpix_nb``. The magic follows IPython's rules for values: the result
+is returned (``r = %mathpix x.png`` keeps it and shows nothing), shown only as the value of a
+cell's last line, and a trailing ``;`` silences it (the magic then returns None, as IPython's
+own silenced magics do; the ``;`` never reaches the argument parser). Errors the user can fix
+(a wrong path, a bad option, refused credentials...) show as one line with the fix; the full
+traceback comes with ``%xmode verbose`` or ``--debug``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import shlex
 from typing import Any
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
+from .._exceptions import MathpixError
 from ._clients import ClientPool
 from .widget import FORMATS
 
@@ -33,6 +39,23 @@ class OcrResults(list):  # type: ignore[type-arg]
             body = result._repr_markdown_() if hasattr(result, "_repr_markdown_") else str(result)
             parts.append(f"**{source}**\n\n{body}")
         return "\n\n---\n\n".join(parts)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """One view of every result (each under its source), with a Markdown fallback."""
+        from ._display import WIDGET_MIME, _in_kernel, _missing_note, _widget_entry
+
+        bundle: dict[str, Any] = {"text/markdown": self._repr_markdown_(), "text/plain": repr(self)}
+        if not _in_kernel():
+            return bundle
+        from . import _assets
+
+        if _assets.find_renderer() is None:
+            bundle["text/markdown"] += _missing_note()
+            return bundle
+        from ._view import ResultView
+
+        bundle[WIDGET_MIME] = _widget_entry(ResultView(list(self), titles=self.sources))
+        return bundle
 
 
 def _parse_crop(text: str) -> tuple[int, int, int, int]:
@@ -64,8 +87,6 @@ class MathpixMagics(Magics):
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)
         self._pool: ClientPool | None = None
-        self._pending: list[Any] = []
-        self._in_cell = False
 
     def _named_client(self, name: str) -> Any:
         namespace: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
@@ -85,27 +106,10 @@ class MathpixMagics(Magics):
             self._pool = ClientPool()
         return self._pool.get(region)
 
-    def _show_once(self, value: Any) -> None:
-        """Display ``value`` at the end of the cell unless IPython shows it as the cell's value.
-
-        Only inside a running cell: a call from plain code (``run_line_magic``) just returns.
-        """
-        if self._in_cell:
-            self._pending.append(value)
-
-    def _cell_starts(self, *_args: Any) -> None:
-        self._pending.clear()
-        self._in_cell = True
-
-    def _cell_ends(self, *_args: Any) -> None:
-        pending, self._pending = self._pending, []
-        self._in_cell = False
-        shown = self.shell.user_ns.get("_") if self.shell is not None else None
-        for value in pending:
-            if value is not shown:
-                from IPython.display import display
-
-                display(value)
+    def _verbose(self) -> bool:
+        """``%xmode verbose``: the user asked for full tracebacks."""
+        tb = getattr(self.shell, "InteractiveTB", None)
+        return str(getattr(tb, "mode", "")).lower() == "verbose"
 
     @magic_arguments()
     @argument("source", nargs="?", help="image path or http(s) URL; omit to open the crop panel")
@@ -117,6 +121,7 @@ class MathpixMagics(Magics):
     )
     @argument("-r", "--region", help="Mathpix region: global or eu (data stays in the EU)")
     @argument("-c", "--crop", help="only this box: x,y,w,h in pixels of the upright image")
+    @argument("--debug", action="store_true", help="show the full traceback of an error")
     @argument(
         "--client",
         metavar="NAME",
@@ -138,10 +143,30 @@ class MathpixMagics(Magics):
             page1.png
             page2.png
 
-        The line form returns an ``OcrResult`` (``.text``, ``.latex_styled``, ``.markdown()``);
-        the cell form OCRs every non-empty line (``#`` starts a comment) and returns a list.
+        The line form returns an ``OcrResult`` (``.text``, ``.latex_styled``, ``.markdown()``,
+        ``.tables()``); the cell form OCRs every non-empty line (``#`` starts a comment) and
+        returns a list. As with any IPython value, the result shows when the magic is the
+        last line of the cell and not assigned; a trailing ``;`` silences it. Errors show as
+        one line with the fix; ``--debug`` (or ``%xmode verbose``) shows the traceback.
         Without credentials, a local offline engine is used and its results are rougher.
         """
+        line, silenced = _strip_semicolon(line)
+        if cell is not None:
+            cell, cell_silenced = _strip_semicolon(cell)
+            silenced = silenced or cell_silenced
+        debug = bool(re.search(r"(^|\s)--debug(\s|$)", line)) or self._verbose()
+        try:
+            value = self._run(line, cell)
+        except UsageError:
+            raise
+        except (MathpixError, ValueError, OSError) as exc:
+            if debug:
+                raise
+            _one_line(exc)
+            raise
+        return None if silenced else value
+
+    def _run(self, line: str, cell: str | None) -> Any:
         args = parse_argstring(self.mathpix, line)
         formats = _parse_formats(args.formats)
         crop = _parse_crop(args.crop) if args.crop else None
@@ -149,9 +174,7 @@ class MathpixMagics(Magics):
             from .widget import CropPanel
 
             given = self._named_client(args.client) if args.client else None
-            panel = CropPanel(client=given, region=args.region, formats=formats or ("text",))
-            self._show_once(panel)
-            return panel
+            return CropPanel(client=given, region=args.region, formats=formats or ("text",))
         client = self._client(args.client, args.region)
         options: dict[str, Any] = {}
         if formats:
@@ -173,11 +196,31 @@ class MathpixMagics(Magics):
                 sources.insert(0, args.source)
             if not sources:
                 raise ValueError("%%mathpix: list one image path or URL per line in the cell.")
-            value: Any = OcrResults([(s, ocr(s)) for s in sources])
-        else:
-            value = ocr(args.source)
-        self._show_once(value)
-        return value
+            return OcrResults([(s, ocr(s)) for s in sources])
+        return ocr(args.source)
+
+
+def _strip_semicolon(text: str) -> tuple[str, bool]:
+    """``text`` without a trailing ``;`` (IPython's "silence the value"), and whether it had one."""
+    stripped = text.rstrip()
+    if stripped.endswith(";"):
+        return stripped[:-1], True
+    return text, False
+
+
+def _one_line(exc: BaseException) -> None:
+    """Make IPython show ``exc`` as one line (its type and message, which names the fix).
+
+    IPython prints ``_render_traceback_()`` instead of a traceback when an exception has one;
+    the exception itself is unchanged (same type, catchable as before).
+    """
+    text = f"{type(exc).__name__}: {exc}  (traceback: %mathpix ... --debug, or %xmode verbose)"
+
+    def render() -> list[str]:
+        return [text]
+
+    with contextlib.suppress(AttributeError, TypeError):  # a type without a __dict__
+        exc._render_traceback_ = render  # type: ignore[attr-defined]
 
 
 def _unquote(source: str) -> str:
@@ -189,23 +232,12 @@ def _unquote(source: str) -> str:
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics (``%load_ext mathpix_nb``)."""
-    magics = MathpixMagics(ipython)
-    ipython.register_magics(magics)
-    ipython.events.register("pre_run_cell", magics._cell_starts)
-    ipython.events.register("post_run_cell", magics._cell_ends)
+    ipython.register_magics(MathpixMagics(ipython))
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Remove the magics again (``%unload_ext mathpix_nb``)."""
     manager = ipython.magics_manager
-    magics = manager.registry.get("MathpixMagics")
-    if magics is not None:
-        for event, handler in (
-            ("pre_run_cell", magics._cell_starts),
-            ("post_run_cell", magics._cell_ends),
-        ):
-            with contextlib.suppress(ValueError):
-                ipython.events.unregister(event, handler)
     for kind in ("line", "cell"):
         manager.magics[kind].pop("mathpix", None)
     manager.registry.pop("MathpixMagics", None)

@@ -3,8 +3,9 @@
 What crosses to the browser, and what is saved in the notebook:
 
 * Synced traits (saved in ``metadata.widgets`` by JupyterLab and nbclient) hold only what is
-  safe to keep: options, the crop box, the rendered result, history summaries, plain-words
-  status and errors. Never a key, a token, or (by default) image bytes.
+  safe to keep: options, the crop box, the result's Mathpix Markdown (the page renders it
+  with Mathpix's renderer, see ``_view.py``), its tables as CSV, history summaries,
+  plain-words status and errors. Never a key, a token, or (by default) image bytes.
 * The image reaches the browser as a *custom message* with a binary buffer, which no widget
   manager stores; uploads, drops and pastes come back the same way. ``keep_image=True`` opts
   in to also keeping a preview in the saved state (so a saved notebook shows the picture).
@@ -17,15 +18,14 @@ import base64
 import contextlib
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
-import anywidget
 import traitlets
 
+from .._mmd import result_mmd
 from ._clients import ClientPool
-from ._render import render_result_html
 from ._sources import LoadedImage, read_image, rotated
+from ._view import MathpixWidget, table_summaries
 
 __all__ = ["FORMATS", "CropPanel", "describe_error"]
 
@@ -70,7 +70,7 @@ def describe_error(exc: BaseException, secrets: list[str] | tuple[str, ...] = ()
     return text
 
 
-class CropPanel(anywidget.AnyWidget):
+class CropPanel(MathpixWidget):
     """A crop-and-OCR panel for notebooks.
 
     Args:
@@ -90,8 +90,7 @@ class CropPanel(anywidget.AnyWidget):
         >>> panel.result.markdown()                               # doctest: +SKIP
     """
 
-    _esm = Path(__file__).parent / "static" / "crop_panel.js"
-    _css = Path(__file__).parent / "static" / "crop_panel.css"
+    kind = traitlets.Unicode("panel").tag(sync=True)
 
     # Inputs (the browser sets them too).
     crop = traitlets.List(traitlets.Int(), default_value=[]).tag(sync=True)
@@ -110,7 +109,8 @@ class CropPanel(anywidget.AnyWidget):
     image_size = traitlets.List(traitlets.Int(), default_value=[]).tag(sync=True)
     status = traitlets.Unicode("idle").tag(sync=True)  # idle | loading | busy | done | error
     error = traitlets.Unicode("").tag(sync=True)
-    result_html = traitlets.Unicode("").tag(sync=True)
+    result_mmd = traitlets.Unicode("").tag(sync=True)
+    result_tables = traitlets.List(traitlets.Dict(), default_value=[]).tag(sync=True)
     result_raw = traitlets.List(traitlets.Dict(), default_value=[]).tag(sync=True)
     result_meta = traitlets.Unicode("").tag(sync=True)
     history = traitlets.List(traitlets.Dict(), default_value=[]).tag(sync=True)
@@ -148,7 +148,6 @@ class CropPanel(anywidget.AnyWidget):
             self.region = self._pool.default_region
             self.offline = self._pool.offline
             self.engine_note = self._pool.note
-        self.on_msg(self._on_message)
         if image is not None:
             self.load(image)
 
@@ -196,6 +195,21 @@ class CropPanel(anywidget.AnyWidget):
                 raise exc
             raise RuntimeError(self.error)
         return result
+
+    def tables(self) -> list[Any]:
+        """The tables of the result shown in the panel, as pandas DataFrames (needs pandas).
+
+        Empty before the first OCR; see ``OcrResult.tables()`` for where tables come from.
+        """
+        shown = self.shown_result
+        return [] if shown is None else list(shown.tables())
+
+    @property
+    def shown_result(self) -> Any:
+        """The ``OcrResult`` the panel shows (picked in the history), or None."""
+        if 0 <= self.selected < len(self._results):
+            return self._results[self.selected]
+        return None
 
     def clear_crop(self) -> None:
         """Select the whole image again."""
@@ -274,6 +288,12 @@ class CropPanel(anywidget.AnyWidget):
             self.image_size = [loaded.width, loaded.height]
             self.error = ""
             self.status = "idle"
+            # The result on screen belonged to the previous image (it stays in the history).
+            self.selected = -1
+            self.result_mmd = ""
+            self.result_tables = []
+            self.result_raw = []
+            self.result_meta = ""
             if self._keep_image:
                 encoded = base64.b64encode(loaded.preview).decode("ascii")
                 self.kept_image = f"data:{loaded.preview_mime};base64,{encoded}"
@@ -292,7 +312,7 @@ class CropPanel(anywidget.AnyWidget):
         }
         self.send(header, buffers=[img.preview])
 
-    def _on_message(self, _widget: Any, content: Any, buffers: list[Any]) -> None:
+    def _on_custom(self, content: Any, buffers: list[Any]) -> None:
         if not isinstance(content, dict):
             return
         kind = content.get("type")
@@ -363,7 +383,8 @@ class CropPanel(anywidget.AnyWidget):
         entry = next((h for h in self.history if h.get("index") == index), {})
         with self.hold_sync():
             self.selected = index
-            self.result_html = render_result_html(result)
+            self.result_mmd = result_mmd(result) or "*(no text recognised)*"
+            self.result_tables = table_summaries(result)
             self.result_raw = _raw_outputs(result)
             self.result_meta = _meta(result, entry)
 

@@ -10,18 +10,26 @@ offline use (extra: ``pip install 'mathpix_nb[server]'``; the ``offline`` engine
 
 From a shell: ``mathpix-nb serve --port 8000 --engine offline --region global --region eu``.
 
-Endpoints (Mathpix v3, see ``../shared/mathpix-api.md``):
+Endpoints (Mathpix v3, see ``../shared/mathpix-api.md`` and ``docs/server.md``):
     ``POST /v3/text`` and ``POST /v3/latex`` (multipart ``file`` + ``options_json``, or JSON
-    ``src`` URL / ``data:`` URI); ``GET /v3/ocr-results``; ``POST/GET/DELETE /v3/app-tokens``;
-    ``POST /v3/pdf``, ``GET/DELETE /v3/pdf/{id}``, ``GET /v3/pdf/{id}.{mmd,md,lines.json,...}``,
-    ``GET /v3/pdf/{id}/stream`` (server-sent events per page, with ``"streaming": true``;
-    otherwise ``pdf_streaming_not_enabled``), ``GET /v3/converter/{id}``,
+    ``src`` URL / ``data:`` URI); ``GET /v3/ocr-results`` (indexed by tag, PDF, app id and
+    date: O(page)); ``POST/GET/DELETE /v3/app-tokens``; ``POST /v3/pdf`` and
+    ``POST /v3/pdf-file``, ``GET/DELETE /v3/pdf/{id}``, ``GET /v3/pdf/{id}.{ext}`` (``mmd``,
+    ``lines.json`` and every conversion, made on demand when not requested),
+    ``GET /v3/pdf/{id}/stream`` (SSE for ``Accept: text/event-stream``, else one JSON object
+    per line; needs ``"streaming": true``); ``POST /v3/converter``,
+    ``GET/DELETE /v3/converter/{id}``, ``GET /v3/converter/{id}.{ext}``,
+    ``GET /v3/converter-results``; ``POST /v1/export/{docx,latex,pdf/html,pdf/latex}``;
     ``GET /v3/pdf-results``; ``POST /v3/batch``, ``GET /v3/batch/{id}``; ``POST /v3/strokes``
-    (strokes are drawn into an image for the engine); ``GET /v3/ocr-usage`` (counts per usage
-    type: image, image-async, pdf-page, strokes; account-wide).
+    (live sessions with ``strokes_session_id``); ``GET /v3/ocr-usage`` (counts per usage
+    type: image, image-async, pdf-page, strokes, strokes-session; account-wide).
+    Every answer carries CORS headers and ``OPTIONS`` preflights are answered; unknown
+    routes answer a JSON 404 ``http_not_found``, wrong methods a JSON 405.
     Local extras (no auth): ``GET /_local/health``, ``GET /_local/files/{name}`` (files
     published with ``server.host_file(...)``) and ``POST /_local/inbox/{name}`` (a callback
     sink: ``server.inbox_url()`` / ``server.inbox()``).
+    The Files API ``/files/v1/*`` (options ``bucket_root``, ``files_jobs_response``,
+    ``webhook_allow_http``, ``file_faults``, ``files_state_dir``...): see docs/files-api.md.
 
 Behaviour models (``LocalServer(...)`` keywords, changeable with ``server.configure``):
     ``latency_base`` + ``latency_per_kb`` (seconds per KB of image received) are slept
@@ -31,8 +39,11 @@ Behaviour models (``LocalServer(...)`` keywords, changeable with ``server.config
     with a ``Retry-After`` header when ``retry_after_header=True``; ``monthly_quota`` (images)
     -> 429 with ``limit_name`` ``"image_monthly_limit"``; ``monthly_page_quota`` (PDF pages)
     -> 429 ``"page_monthly_limit"``; ``faults=Faults(...)`` (5xx, ``sys_exception`` bodies,
-    dropped connections, slow replies, token expiry; seeded); size limits ``max_body_bytes``
-    (5 MB) and ``max_base64_bytes`` (2 MB) -> ``sys_request_too_large``; ``async_delay``
+    dropped connections, slow replies, token expiry; seeded); size limits (``max_body_bytes``
+    5 MB, ``max_strokes_bytes``, ``max_converter_bytes``, ``max_pdf_bytes``,
+    ``max_base64_bytes`` 2 MB; bodies are streamed and reading stops there) ->
+    ``sys_request_too_large``; state bounds ``max_log_records``, ``max_stored_results``,
+    ``max_stored_documents``, ``max_inbox_messages``; ``async_delay``
     before an async result shows in ``ocr-results``; ``pdf_step_delay`` between PDF states.
 
 Open questions of the reference, and what this server does (option, default first):
@@ -57,13 +68,18 @@ Open questions of the reference, and what this server does (option, default firs
     * ``Retry-After`` on 429: absent unless ``retry_after_header=True`` (not documented).
     * PDF download before it is ready: ``pdf_not_ready_status=404`` (body: the status
       object, header ``Retry-After: 1``); or 202. A format not requested in
-      ``conversion_formats`` -> 404 ``file_missing``. Conversions other than md, html,
-      tex.zip, mmd.zip, md.zip, html.zip end with conversion status ``error``.
+      ``conversion_formats`` is made on demand (``on_demand_conversions=False``: 404
+      ``file_missing``); one still converting is waited for ``conversion_wait`` seconds.
+      Every format is a real file (our writers, or pandoc / a TeX engine when installed
+      with ``converter_backend="auto"``; ``X-Mathpix-Converter`` names which).
     * What an app token may not do: async (200 ``unauthorized_token_request``), batch
       (200 ``unauthorized_token_request``), PDF / ``ocr-results`` / ``pdf-results`` /
       app-token endpoints (401 ``http_unauthorized``: they need ``app_key``).
     * ``app_key``-only endpoints (``app-tokens``, ``ocr-results``, ``pdf-results``) also accept
-      ``app_id`` + ``app_key`` (mpxpy sends both); the others need both headers.
+      ``app_id`` + ``app_key`` (mpxpy sends both). The document routes (pdf, pdf-file,
+      status, downloads, stream, converter, export) and ocr-usage accept ``app_key`` alone
+      too, as Mathpix's CLI and docs examples send it (``app_key_only="accept"``; ``"docs"``
+      restores the docs' table, ``"everywhere"`` also opens the image routes and batch).
     * Region names: ``"global"``, ``"eu"`` (alias ``"eu-central-1"``); any other name works too.
       App tokens, rate limits and monthly usage are account-wide (shared by all regions).
     * Invalid ``region`` option: ``opts_value_out_of_range`` with ``name: "region"``.
@@ -85,6 +101,7 @@ from __future__ import annotations
 
 from ._config import Faults, ServerConfig
 from ._engines import EchoEngine, Engine, EngineError, OfflineEngine
+from ._files_config import FileFaults
 from ._local import LocalServer
 from ._store import RequestRecord
 
@@ -93,6 +110,7 @@ __all__ = [
     "Engine",
     "EngineError",
     "Faults",
+    "FileFaults",
     "LocalServer",
     "OfflineEngine",
     "RequestRecord",

@@ -25,11 +25,19 @@ def _detections(rec: Mapping[str, Any]) -> dict[str, bool]:
     }
 
 
-def _requested_formats(options: Mapping[str, Any], default: tuple[str, ...]) -> list[str]:
+#: what v3/text answers; other names are ignored (changelog 2024-06-22), and a request
+#: left with none of these gets the text format (the docs' rule for an empty list)
+TEXT_FORMATS = ("text", "data", "html", "latex_styled")
+
+
+def _requested_formats(
+    options: Mapping[str, Any], default: tuple[str, ...], known: tuple[str, ...] | None = None
+) -> list[str]:
     formats = options.get("formats")
     if isinstance(formats, dict):
         formats = [k for k, v in formats.items() if v]
-    return list(formats) if formats else list(default)
+    chosen = [f for f in (formats or []) if known is None or f in known]
+    return chosen or list(default)
 
 
 def delimit(text: str, options: Mapping[str, Any]) -> str:
@@ -85,7 +93,7 @@ def text_body(
         body.update(envelope("math_confidence", "Low confidence"))
         return body
     text = text_of(rec, options)
-    formats = _requested_formats(options, ("text",))
+    formats = _requested_formats(options, ("text",), TEXT_FORMATS)
     if "text" in formats:
         body["text"] = text
     if "latex_styled" in formats and rec.get("latex_styled"):
@@ -143,9 +151,10 @@ def text_body(
 
 
 def latex_body(
-    rec: Mapping[str, Any], options: Mapping[str, Any], request_id: str
+    rec: Mapping[str, Any], options: Mapping[str, Any], request_id: str, legacy: bool = False
 ) -> dict[str, Any]:
-    """A v3/latex (legacy) response body from an engine result."""
+    """A v3/latex (legacy) response body from an engine result; ``legacy`` adds the old
+    ``latex`` field when no ``formats`` were asked for."""
     body = _common(rec, request_id)
     lines = rec.get("lines") or []
     printed = int(bool(rec.get("is_printed", True)))
@@ -180,6 +189,9 @@ def latex_body(
         return body
     text = text_of(rec, {})
     latex = rec.get("latex_styled") or "\\text{" + text.replace("\n", " ") + "}"
+    asked = options.get("formats")
+    if legacy and not asked:
+        body["latex"] = latex  # the field the first v3/latex answers carried
     for fmt in _requested_formats(options, ("latex_normal",)):
         if fmt in ("text", "text_display", "asciimath", "wolfram"):
             body[fmt] = text
@@ -214,11 +226,33 @@ def unsupported_format(image: bytes) -> EngineError | None:
     return None
 
 
+def region_outside(image: bytes, options: Mapping[str, Any]) -> EngineError | None:
+    """``opts_value_out_of_range`` when ``region`` does not overlap the image at all (a
+    region partly outside is clipped to the image, as the engines do)."""
+    region = options.get("region")
+    if not isinstance(region, Mapping) or not region:
+        return None
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(image)) as img:
+            width, height = img.size
+    except Exception:  # undecodable: the engine answers image_decode_error
+        return None
+    x, y = region["top_left_x"], region["top_left_y"]
+    if x >= width or y >= height:
+        return EngineError(
+            "opts_value_out_of_range",
+            f"region starts at ({x:g}, {y:g}), outside the {width}x{height} image",
+        )
+    return None
+
+
 async def recognize(
     state: ServerState, image: bytes, options: Mapping[str, Any]
 ) -> dict[str, Any] | EngineError:
     """Run the engine under the concurrency cap and latency model; errors become values."""
-    refused = unsupported_format(image)
+    refused = unsupported_format(image) or region_outside(image, options)
     if refused is not None:
         return refused
     try:
@@ -230,11 +264,18 @@ async def recognize(
 
 
 def shape_body(
-    kind: str, rec: dict[str, Any] | EngineError, options: Mapping[str, Any], request_id: str
+    kind: str,
+    rec: dict[str, Any] | EngineError,
+    options: Mapping[str, Any],
+    request_id: str,
+    *,
+    legacy: bool = False,
 ) -> dict[str, Any]:
     if isinstance(rec, EngineError):
         return {"request_id": request_id, **envelope(rec.error_id, rec.message)}
-    return (latex_body if kind == "latex" else text_body)(rec, options, request_id)
+    if kind == "latex":
+        return latex_body(rec, options, request_id, legacy)
+    return text_body(rec, options, request_id)
 
 
 def finish_row(

@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from ._files_config import FileFaults, check_files_options
 
 FAULT_KINDS = ("http_5xx", "sys_exception", "drop", "slow", "token_expired")
 
 ExpiredTokenMode = Literal["200", "401"]
 ResultsOrder = Literal["newest", "oldest"]
 TokenExpiresFormat = Literal["ms", "ms_string", "seconds"]
+AppKeyOnly = Literal["accept", "docs", "everywhere"]
+ConverterBackend = Literal["auto", "builtin"]
+StreamFormat = Literal["auto", "sse", "ndjson"]
+StrokesSessionMode = Literal["auto", "append", "replace"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +40,7 @@ class Faults:
             the first matching requests before the random draws start, for exact scenarios
             such as ``("http_5xx", "drop", None)``.
         endpoints: endpoint templates the faults apply to (e.g. ``("/v3/text",)``); ``None``
-            means every ``/v3`` endpoint.
+            means every ``/v3`` and ``/files`` endpoint.
     """
 
     http_5xx: float = 0.0
@@ -84,6 +91,14 @@ class ServerConfig:
     monthly_page_quota: int | None = None
     async_delay: float = 0.0
     faults: Faults | None = None
+    # Files API (/files/v1): see _files_config.py and docs/files-api.md
+    files_jobs_response: Literal["defer", "reject"] = "defer"
+    files_workers: int = 64
+    files_max_items: int = 200_000
+    bucket_root: str | os.PathLike[str] | None = None
+    files_state_dir: str | os.PathLike[str] | None = None
+    webhook_allow_http: bool = False
+    file_faults: FileFaults | None = None
     expired_token_mode: ExpiredTokenMode = "200"
     token_min_expires: float = 30
     token_max_expires: float = 43200
@@ -97,6 +112,24 @@ class ServerConfig:
     max_pdf_bytes: int = 1024 * 1024 * 1024
     max_download_bytes: int = 10 * 1024 * 1024
     download_timeout: float = 15.0
+    max_strokes_bytes: int = 512 * 1024
+    max_converter_bytes: int = 10 * 1024 * 1024
+    too_large_status: Literal[200, 413] = 200
+    max_json_depth: int = 64
+    app_key_only: AppKeyOnly = "accept"
+    cors_allow_origins: tuple[str, ...] = ("*",)
+    max_log_records: int = 100_000
+    max_stored_results: int = 100_000
+    max_stored_documents: int = 1_000
+    max_inbox_messages: int = 1_000
+    on_demand_conversions: bool = True
+    conversion_wait: float = 5.0
+    failing_conversions: tuple[str, ...] = ()
+    converter_backend: ConverterBackend = "auto"
+    converter_timeout: float = 60.0
+    pdf_stream_format: StreamFormat = "auto"
+    strokes_session_mode: StrokesSessionMode = "auto"
+    latex_legacy_fields: bool = True
 
     def __post_init__(self) -> None:
         for name in (
@@ -105,6 +138,8 @@ class ServerConfig:
             "async_delay",
             "pdf_step_delay",
             "download_timeout",
+            "converter_timeout",
+            "conversion_wait",
         ):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0 or math.isnan(value):
@@ -137,8 +172,48 @@ class ServerConfig:
             raise ValueError("pdf_not_ready_status must be 404 or 202")
         if not 0 < self.token_min_expires <= self.token_max_expires:
             raise ValueError("token_min_expires must be > 0 and <= token_max_expires")
+        for name in (
+            "max_body_bytes",
+            "max_base64_bytes",
+            "max_pdf_bytes",
+            "max_download_bytes",
+            "max_strokes_bytes",
+            "max_converter_bytes",
+            "max_json_depth",
+            "max_log_records",
+            "max_stored_results",
+            "max_stored_documents",
+            "max_inbox_messages",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        choices: dict[str, tuple[object, ...]] = {
+            "too_large_status": (200, 413),
+            "app_key_only": ("accept", "docs", "everywhere"),
+            "converter_backend": ("auto", "builtin"),
+            "pdf_stream_format": ("auto", "sse", "ndjson"),
+            "strokes_session_mode": ("auto", "append", "replace"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"{name} must be one of {', '.join(map(repr, allowed))}, "
+                    f"got {getattr(self, name)!r}"
+                )
+        object.__setattr__(self, "failing_conversions", tuple(self.failing_conversions))
+        origins = self.cors_allow_origins
+        if isinstance(origins, str):
+            object.__setattr__(self, "cors_allow_origins", (origins,))
+        elif not all(isinstance(o, str) for o in origins):
+            raise ValueError(
+                "cors_allow_origins must be origins like 'http://localhost:3000' or '*'"
+            )
+        else:
+            object.__setattr__(self, "cors_allow_origins", tuple(origins))
         if self.faults is not None and not isinstance(self.faults, Faults):
             raise TypeError(f"faults must be a Faults(...) object or None, got {type(self.faults)}")
+        check_files_options(self)
 
     def replace(self, **changes: Any) -> ServerConfig:
         """A copy with ``changes`` applied; unknown names raise ``TypeError`` naming them."""

@@ -12,6 +12,7 @@ import math
 import re
 import secrets
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -20,7 +21,6 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import httpx
-from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
@@ -31,6 +31,7 @@ from ._limits import Concurrency, MinuteWindow, Usage
 from ._store import (
     RegionStore,
     RequestLog,
+    TokenInfo,
     TokenStore,
 )
 
@@ -145,14 +146,17 @@ class ServerState:
         self.app_key = app_key
         self.group_id = group_id
         self.tokens = TokenStore()
-        self.stores = {region: RegionStore(region) for region in regions}
-        self.log = RequestLog()
+        self.stores = {
+            region: RegionStore(region, config.max_stored_results, config.max_stored_documents)
+            for region in regions
+        }
+        self.log = RequestLog(config.max_log_records)
         self.faults = FaultInjector(config.faults)
         self.window = MinuteWindow()
         self.usage = Usage()
         self.concurrency = Concurrency()
         self.files: dict[str, tuple[bytes, str]] = {}
-        self.inbox: dict[str, list[dict[str, Any]]] = {}
+        self.inbox: dict[str, deque[dict[str, Any]]] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
         self._http: httpx.AsyncClient | None = None
         self.in_flight = 0  # OCR jobs holding a concurrency slot right now
@@ -162,6 +166,17 @@ class ServerState:
         if config.faults != self.config.faults:
             self.faults = FaultInjector(config.faults)
         self.config = config
+        self.log.resize(config.max_log_records)
+        for store in self.stores.values():
+            store.resize(config.max_stored_results, config.max_stored_documents)
+        for name, messages in list(self.inbox.items()):
+            self.inbox[name] = deque(messages, maxlen=config.max_inbox_messages)
+
+    def post_inbox(self, name: str, message: dict[str, Any]) -> None:
+        box = self.inbox.get(name)
+        if box is None:
+            box = self.inbox[name] = deque(maxlen=self.config.max_inbox_messages)
+        box.append(message)
 
     def new_request_id(self) -> str:
         now = datetime.now(timezone.utc)
@@ -219,8 +234,10 @@ class Call:
         self.region = region
         self.endpoint = endpoint
         self.body = body
+        self.bytes_received = len(body)
         self.state = state
         self.auth_mode: str | None = None
+        self.token: TokenInfo | None = None  # the app token this request authenticated with
         self.app_id: str = state.app_id
         self.tags: tuple[str, ...] = ()
         self.request_id: str | None = None
@@ -286,43 +303,161 @@ async def fetch_src(
         )
 
 
-async def read_upload(call: Call, limit: int) -> tuple[bytes | None, dict[str, Any]] | Reply:
-    """Multipart ``file`` + ``options_json``, or a JSON body: (file bytes or None, options)."""
+def json_depth_ok(value: Any, limit: int) -> bool:
+    """True if ``value`` nests at most ``limit`` levels of lists/objects (checked without
+    recursion, so any depth the JSON decoder accepted is safe to check)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            if depth > limit:
+                return False
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            if depth > limit:
+                return False
+            stack.extend((v, depth + 1) for v in item)
+    return True
+
+
+def parse_json_object(raw: bytes | str, state: ServerState, what: str = "Request body") -> Any:
+    """The JSON object in ``raw`` (empty -> ``{}``), or the ``json_syntax`` reply.
+
+    Nesting deeper than ``max_json_depth`` is refused the same way: Python's decoder raises
+    RecursionError near 1,000 levels, and a deep value that does decode would fail later
+    when it is echoed back (``request_args``)."""
+    if isinstance(raw, bytes):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return error("json_syntax", f"{what} is not UTF-8 encoded JSON")
+    else:
+        text = raw
+    if not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return error("json_syntax", f"{what} is not valid JSON ({exc.msg} at {exc.pos})")
+    except RecursionError:
+        value = None
+        deep = True
+    else:
+        deep = not json_depth_ok(value, state.config.max_json_depth)
+    if deep:
+        return error(
+            "json_syntax",
+            f"{what} nests deeper than {state.config.max_json_depth} levels",
+        )
+    if not isinstance(value, dict):
+        return error("json_syntax", f"{what} must be a JSON object")
+    return value
+
+
+@dataclass
+class Part:
+    """One part of a multipart/form-data body, bytes as received (filename or not)."""
+
+    name: str
+    filename: str | None
+    content_type: str | None
+    data: bytes
+
+
+def parse_multipart(body: bytes, content_type: str) -> dict[str, Part] | Reply:
+    """Every part of ``body`` by field name (the first one wins), or the ``json_syntax`` reply.
+
+    Own parsing (python-multipart's low-level parser) rather than Starlette's form: a part
+    without a filename stays bytes (Starlette would decode it as text), and the body is
+    already in memory, bounded by the route's size limit."""
+    from python_multipart.multipart import MultipartParser, parse_options_header
+
+    _, params = parse_options_header(content_type)
+    boundary = params.get(b"boundary")
+    if not boundary:
+        return error("json_syntax", "multipart/form-data body without a boundary")
+    parts: dict[str, Part] = {}
+    headers: dict[bytes, bytes] = {}
+    field_name: list[bytes] = []
+    field_value: list[bytes] = []
+    chunks: list[bytes] = []
+
+    def on_part_begin() -> None:
+        headers.clear()
+        chunks.clear()
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        field_name.append(data[start:end])
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        field_value.append(data[start:end])
+
+    def on_header_end() -> None:
+        headers[b"".join(field_name).lower()] = b"".join(field_value)
+        field_name.clear()
+        field_value.clear()
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        chunks.append(data[start:end])
+
+    def on_part_end() -> None:
+        _, disp = parse_options_header(headers.get(b"content-disposition", b""))
+        name = disp.get(b"name", b"").decode("utf-8", "replace")
+        raw_filename = disp.get(b"filename")
+        ctype = headers.get(b"content-type")
+        part = Part(
+            name=name,
+            filename=raw_filename.decode("utf-8", "replace") if raw_filename is not None else None,
+            content_type=ctype.decode("latin-1") if ctype else None,
+            data=b"".join(chunks),
+        )
+        parts.setdefault(name, part)
+
+    callbacks: Any = {
+        "on_part_begin": on_part_begin,
+        "on_header_field": on_header_field,
+        "on_header_value": on_header_value,
+        "on_header_end": on_header_end,
+        "on_part_data": on_part_data,
+        "on_part_end": on_part_end,
+    }
+    try:
+        parser = MultipartParser(boundary, callbacks)
+        parser.write(body)
+        parser.finalize()
+    except Exception as exc:  # python-multipart raises its own error types
+        return error("json_syntax", f"Cannot parse multipart body ({exc.__class__.__name__})")
+    return parts
+
+
+@dataclass
+class Upload:
+    """What a v3 request carried: file bytes (multipart ``file``), its filename, options."""
+
+    data: bytes | None
+    filename: str | None
+    options: dict[str, Any]
+
+
+async def read_upload(call: Call) -> Upload | Reply:
+    """Multipart ``file`` + ``options_json``, or a JSON body (options, maybe ``src``/``url``)."""
     ctype = call.request.headers.get("content-type", "")
-    if ctype.startswith("multipart/form-data"):
-        try:
-            form = await call.request.form(max_part_size=limit + 1)
-        except Exception as exc:
-            return error("json_syntax", f"Cannot parse multipart body: {exc}")
-        try:
-            return await _read_form(form)
-        finally:
-            await form.close()  # spooled upload files would otherwise leak until GC
-    try:
-        options = json.loads(call.body) if call.body.strip() else {}
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return error("json_syntax", "Request body is not valid JSON")
-    if not isinstance(options, dict):
-        return error("json_syntax", "Request body must be a JSON object")
-    return None, options
-
-
-async def _read_form(form: FormData) -> tuple[bytes | None, dict[str, Any]] | Reply:
-    raw = form.get("options_json")
-    if isinstance(raw, UploadFile):
-        raw = (await raw.read()).decode("utf-8", "replace")
-    try:
-        options = json.loads(raw) if raw else {}
-    except json.JSONDecodeError:
-        return error("json_syntax", "options_json is not valid JSON")
-    if not isinstance(options, dict):
-        return error("json_syntax", "options_json must be a JSON object")
-    upload = form.get("file")
-    if isinstance(upload, UploadFile):
-        return await upload.read(), options
-    if isinstance(upload, str):
-        return error("image_missing", "The 'file' part must be a file upload (with a filename)")
-    return None, options
+    if ctype.lower().startswith("multipart/form-data"):
+        parts = parse_multipart(call.body, ctype)
+        if isinstance(parts, Reply):
+            return parts
+        raw = parts["options_json"].data if "options_json" in parts else b""
+        options = parse_json_object(raw, call.state, "options_json")
+        if isinstance(options, Reply):
+            return options
+        upload = parts.get("file")
+        if upload is None:
+            return Upload(None, None, options)
+        return Upload(upload.data, upload.filename, options)
+    options = parse_json_object(call.body, call.state)
+    if isinstance(options, Reply):
+        return options
+    return Upload(None, None, options)
 
 
 def validate_image_options(options: Mapping[str, Any], kind: str) -> Reply | None:
@@ -377,6 +512,11 @@ def validate_image_options(options: Mapping[str, Any], kind: str) -> Reply | Non
     formats = options.get("formats")
     if formats is not None and not isinstance(formats, (list, dict)):
         return error("opts_unknown_format", "formats must be a list of strings", formats=formats)
+    if isinstance(formats, list) and not all(isinstance(f, str) for f in formats):
+        bad = [f for f in formats if not isinstance(f, str)]
+        return error(
+            "opts_unknown_format", "formats must be a list of format names (strings)", formats=bad
+        )
     if kind == "latex":
         unknown = [f for f in (formats or []) if f not in LATEX_FORMATS]
         if unknown:
@@ -418,7 +558,7 @@ def charge_images(
             count=state.usage.images + images,
         )
     state.usage.images += images
-    state.usage.events.append((time.time(), usage_type, app_id or state.app_id, images))
+    state.usage.record(time.time(), usage_type, app_id or state.app_id, images)
     return None
 
 

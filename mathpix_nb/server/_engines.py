@@ -10,6 +10,10 @@ Result dict keys (``recognize`` and ``recognize_pdf_page``):
     ``is_printed`` / ``is_handwritten`` (bools), ``extra`` (dict merged into v3/text bodies).
     No lines means "nothing found" (the server answers ``image_no_content``).
 Engines raise ``EngineError(error_id, message)`` for unreadable input.
+
+Optional: ``recognize_strokes(strokes, image, options)`` reads digital ink itself
+(``strokes`` = ``{"x": [[...]], "y": [[...]]}``, ``image`` = the ink drawn as a PNG);
+engines without it get the drawn image through ``recognize`` (the offline engine does).
 """
 
 from __future__ import annotations
@@ -209,6 +213,34 @@ class EchoEngine:
             "latex_styled": f"\\text{{{text}}}" if lines else None,
             "confidence": self.confidence if lines else 0.0,
             "confidence_rate": self.confidence if lines else 0.0,
+            "version": self.version,
+        }
+
+    def recognize_strokes(
+        self, strokes: Mapping[str, Any], image: bytes, options: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Digital ink: the text describes the strokes received, so a test can tell what
+        arrived: ``echo strokes:2 points:5 bbox:10,5,40,50 sha:<12 hex of the drawn PNG>``
+        (count, total points, bounding box of the ink as x0,y0,x1,y1)."""
+        xs, ys = strokes["x"], strokes["y"]
+        points = [
+            (x, y) for sx, sy in zip(xs, ys, strict=True) for x, y in zip(sx, sy, strict=True)
+        ]
+        left, top = min(p[0] for p in points), min(p[1] for p in points)
+        right, bottom = max(p[0] for p in points), max(p[1] for p in points)
+        box = ",".join(f"{v:g}" for v in (left, top, right, bottom))
+        sha = hashlib.sha256(image).hexdigest()[:12]
+        text = f"echo strokes:{len(xs)} points:{len(points)} bbox:{box} sha:{sha}"
+        width, height = right - left, bottom - top
+        return {
+            "image_width": round(width) + 1,
+            "image_height": round(height) + 1,
+            "lines": [
+                {"text": text, "confidence": self.confidence, "cnt": _box(0, 0, width, height)}
+            ],
+            "latex_styled": f"\\text{{{text}}}",
+            "confidence": self.confidence,
+            "confidence_rate": self.confidence,
             "version": self.version,
         }
 

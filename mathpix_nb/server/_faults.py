@@ -23,13 +23,20 @@ class FaultInjector:
 
     def applies_to(self, endpoint: str) -> bool:
         f = self.faults
-        if f is None or not endpoint.startswith("/v3/"):
+        if f is None or not endpoint.startswith(("/v3/", "/files/")):
             return False
         return f.endpoints is None or endpoint in f.endpoints
 
     def decide(self, endpoint: str, key: str, uses_token: bool = False) -> str | None:
         """The fault for this request, or None. ``token_expired`` only ever goes to requests
-        authenticated with an app token: a queued one waits for such a request."""
+        authenticated with an app token: a queued one waits for such a request. The Files API
+        has no HTTP-200 error bodies, so ``sys_exception`` becomes ``http_5xx`` there."""
+        kind = self._decide(endpoint, key, uses_token)
+        if kind == "sys_exception" and endpoint.startswith("/files/"):
+            return "http_5xx"
+        return kind
+
+    def _decide(self, endpoint: str, key: str, uses_token: bool) -> str | None:
         f = self.faults
         if f is None or not self.applies_to(endpoint):
             return None

@@ -39,13 +39,26 @@ class MinuteWindow:
 
 
 class Usage:
-    """Images and PDF pages counted against the monthly quotas (server lifetime = a month)."""
+    """Images and PDF pages counted against the monthly quotas (server lifetime = a month),
+    and the counts ``v3/ocr-usage`` reports, summed per second, usage type and app id (at
+    most ``max_buckets`` seconds of activity are kept, oldest dropped first)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_buckets: int = 100_000) -> None:
         self.images = 0
         self.pages = 0
-        # (epoch seconds, usage_type, app_id, count) for v3/ocr-usage
-        self.events: list[tuple[float, str, str, int]] = []
+        self.max_buckets = max_buckets
+        self._counts: dict[tuple[int, str, str], int] = {}
+
+    def record(self, ts: float, usage_type: str, app_id: str, count: int) -> None:
+        key = (int(ts), usage_type, app_id)
+        self._counts[key] = self._counts.get(key, 0) + count
+        while len(self._counts) > self.max_buckets:
+            del self._counts[next(iter(self._counts))]
+
+    @property
+    def events(self) -> list[tuple[float, str, str, int]]:
+        """(epoch second, usage_type, app_id, count) rows, oldest first."""
+        return [(float(t), kind, app, n) for (t, kind, app), n in self._counts.items()]
 
 
 class Concurrency:

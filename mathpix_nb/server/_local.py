@@ -163,13 +163,20 @@ class LocalServer:
 
     def stats(self) -> dict[str, int]:
         """Counters a test can check: OCR jobs in flight and their peak (the concurrency cap
-        at work), images and PDF pages counted against the monthly quotas."""
+        at work), images and PDF pages counted against the monthly quotas, and the bounded
+        stores: request-log records kept / dropped (``max_log_records``), OCR results kept /
+        evicted over all regions (``max_stored_results``, oldest first)."""
         state = self._state
+        stores = state.stores.values()
         return {
             "in_flight": state.in_flight,
             "peak_in_flight": state.peak_in_flight,
             "images": state.usage.images,
             "pages": state.usage.pages,
+            "log_records": len(state.log.snapshot()),
+            "log_dropped": state.log.dropped,
+            "results_stored": sum(len(s.results) for s in stores),
+            "results_evicted": sum(s.results.evicted for s in stores),
         }
 
     def clear_log(self) -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from ._core import Call, Reply, ServerState, error, is_number
+from ._core import Call, Reply, ServerState, error, is_number, parse_json_object
 
 
 def _expires_at(state: ServerState, expires_at: float) -> int | str:
@@ -18,12 +17,9 @@ def _expires_at(state: ServerState, expires_at: float) -> int | str:
 
 async def handle_app_token_new(state: ServerState, call: Call) -> Reply:
     cfg = state.config
-    try:
-        options = json.loads(call.body) if call.body.strip() else {}
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return error("json_syntax", "Request body is not valid JSON")
-    if not isinstance(options, dict):
-        return error("json_syntax", "Request body must be a JSON object")
+    options = parse_json_object(call.body, state)
+    if isinstance(options, Reply):
+        return options
     strokes = bool(options.get("include_strokes_session_id", False))
     expires = options.get("expires", 300)
     if not is_number(expires):

@@ -77,6 +77,38 @@ def _parser() -> argparse.ArgumentParser:
         default=30,
         help="shortest app-token lifetime accepted, in seconds (default 30)",
     )
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        dest="cors_origins",
+        metavar="ORIGIN",
+        help="an origin browser pages may call from (repeatable; default: any, '*')",
+    )
+    p.add_argument(
+        "--app-key-only",
+        choices=("accept", "docs", "everywhere"),
+        default="accept",
+        help="where app_key without app_id authenticates (default accept: the document "
+        "routes Mathpix's CLI calls that way, plus the docs' app_key-only routes)",
+    )
+    p.add_argument(
+        "--converter-backend",
+        choices=("auto", "builtin"),
+        default="auto",
+        help="auto: pandoc / a TeX engine when installed, else our writers (default)",
+    )
+    p.add_argument(
+        "--max-stored-results",
+        type=int,
+        default=100_000,
+        help="OCR results kept per region, oldest dropped first (default 100000)",
+    )
+    p.add_argument(
+        "--max-log-records",
+        type=int,
+        default=100_000,
+        help="request-log records kept (default 100000)",
+    )
     return p
 
 
@@ -113,6 +145,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             faults=faults,
             retry_after_header=args.retry_after,
             token_min_expires=args.token_min_expires,
+            cors_allow_origins=tuple(args.cors_origins or ("*",)),
+            app_key_only=args.app_key_only,
+            converter_backend=args.converter_backend,
+            max_stored_results=args.max_stored_results,
+            max_log_records=args.max_log_records,
         )
         server.start()
     except (OSError, ValueError, TypeError, RuntimeError) as exc:

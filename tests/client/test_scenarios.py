@@ -27,15 +27,14 @@ from mathpix_nb import (
     QuotaExceededError,
     RateLimitError,
     RequestTimeout,
+    RetryPolicy,
     TokenError,
     TransportError,
     prepare_image,
 )
-from mathpix_nb._retry import RetryPolicy
 from mathpix_nb.server import Faults
 
 from .conftest import (
-    Api,
     TokenEndpoint,
     error_text,
     keys,
@@ -48,10 +47,9 @@ from .conftest import (
 pytestmark = pytest.mark.anyio
 
 
-def fast(api: Api, retries: int = 3) -> Api:
-    """Keep the retry policy but make its waits tiny (tests must stay fast)."""
-    api.client._core.retry = RetryPolicy(max_retries=retries, base_delay=0.01, max_delay=0.05)
-    return api
+def fast(retries: int = 3, **kwargs: Any) -> RetryPolicy:
+    """The default retry rules with tiny waits (tests must stay fast): ``retry=fast()``."""
+    return RetryPolicy(max_retries=retries, base_delay=0.01, max_delay=0.05, **kwargs)
 
 
 def v3(srv: Any, endpoint: str = "/v3/text", *, at_least: int = 0) -> list[Any]:
@@ -115,10 +113,29 @@ async def test_crop_is_sent_as_the_cropped_pixels(make, srv):
     assert "echo 200x100" in result.text
 
 
-async def test_crop_of_a_url_becomes_the_region_option(make, srv):
+async def test_crop_of_a_url_is_cut_in_upright_pixels_like_any_other_image(make, srv):
+    """One crop rule for every input: a URL with a crop is downloaded and cut here, in the
+    pixels of the upright image (Mathpix's own region option would ignore EXIF)."""
+    im = text_image(400, 200)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored landscape, viewed portrait (200 wide, 400 high)
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=95, exif=exif.tobytes())
+    url = srv.host_file(buf.getvalue(), "rotated.jpg")
+    srv.clear_log()
+    result = await make(**keys(srv)).text(url, crop=(0, 0, 150, 300))
+    assert "echo 150x300" in result.text  # a portrait crop exists only in the upright image
+    (record,) = v3(srv)
+    assert record.bytes_received > 1000  # the cut pixels went up as a file, not a URL
+    assert "region" not in result.text  # cut here, not by the API's region option
+
+
+async def test_url_without_crop_is_sent_as_src(make, srv):
     url = srv.host_file(png_bytes(text_image()), "eq.png")
-    result = await make(**keys(srv)).text(url, crop=(10, 5, 100, 50))
-    assert "region:10,5,100,50" in result.text
+    srv.clear_log()
+    result = await make(**keys(srv)).text(url)
+    assert "echo 320x80" in result.text
+    assert v3(srv)[-1].bytes_received < 1000  # only the JSON body with the URL went up
 
 
 async def test_latex_endpoint(make, srv):
@@ -287,7 +304,7 @@ async def test_eu_with_environment_variables(make, srv, monkeypatch):
 @pytest.mark.parametrize("fault", ["http_5xx", "sys_exception", "drop"])
 async def test_transient_faults_are_retried(make, srv, fault):
     srv.configure(faults=Faults(sequence=(fault, fault)))
-    api = fast(make(**keys(srv)))
+    api = make(**keys(srv, retry=fast()))
     assert "echo" in (await api.text(text_image())).text
     assert len(v3(srv, at_least=3)) == 3
 
@@ -298,7 +315,7 @@ async def test_transient_faults_are_retried(make, srv, fault):
 )
 async def test_persistent_faults_raise_after_retries(make, srv, fault, error):
     srv.configure(faults=Faults(**{fault: 1.0}))
-    api = fast(make(**keys(srv)), retries=2)
+    api = make(**keys(srv), retry=fast(2))
     with pytest.raises(Exception) as info:
         await api.text(text_image())
     assert type(info.value).__name__ == error
@@ -309,17 +326,18 @@ async def test_submit_is_not_resent_after_a_connection_broke_mid_answer(make, sr
     """An async job may already be accepted (and billed) when the answer is lost: no blind
     resend; the error says how to find it instead. text() keeps retrying (see above)."""
     srv.configure(faults=Faults(sequence=("drop",)))
-    api = fast(make(**keys(srv)))
+    api = make(**keys(srv, retry=fast()))
     with pytest.raises(Exception) as info:
         await api.call("submit", text_image(), tags=["maybe-accepted"])
-    assert type(info.value).__name__ == "TransportError"
+    assert isinstance(info.value, TransportError)
+    assert type(info.value).__name__ == "SubmissionUncertain"
     assert "ocr_results(tags=" in str(info.value)
     assert len(v3(srv, at_least=1)) == 1
 
 
 async def test_slow_answer_times_out_then_raises_request_timeout(make, srv):
     srv.configure(faults=Faults(slow=1.0, slow_seconds=1.0))
-    api = fast(make(**keys(srv), timeout=0.3), retries=1)
+    api = make(**keys(srv), timeout=0.3, retry=fast(1))
     with pytest.raises(RequestTimeout) as info:
         await api.text(text_image())
     assert isinstance(info.value, TransportError)
@@ -328,7 +346,7 @@ async def test_slow_answer_times_out_then_raises_request_timeout(make, srv):
 
 async def test_per_minute_rate_limit_is_retried_then_raised(make, fresh):
     fresh.configure(rate_limit_per_minute=1)
-    api = fast(make(**keys(fresh)), retries=2)
+    api = make(**keys(fresh), retry=fast(2))
     await api.text(text_image())
     with pytest.raises(RateLimitError) as info:
         await api.text(text_image())
@@ -338,8 +356,7 @@ async def test_per_minute_rate_limit_is_retried_then_raised(make, fresh):
 
 async def test_retry_after_is_read(make, fresh):
     fresh.configure(rate_limit_per_minute=1, retry_after_header=True)
-    api = fast(make(**keys(fresh)), retries=3)
-    api.client._core.retry.max_retry_after = 0.5  # do not wait a minute in a test
+    api = make(**keys(fresh), retry=fast(3, max_retry_after=0.5))  # never wait a minute here
     await api.text(text_image())
     with pytest.raises(RateLimitError) as info:
         await api.text(text_image())
@@ -349,7 +366,7 @@ async def test_retry_after_is_read(make, fresh):
 
 async def test_monthly_quota_is_never_retried(make, fresh):
     fresh.configure(monthly_quota=1)
-    api = fast(make(**keys(fresh)))
+    api = make(**keys(fresh, retry=fast()))
     await api.text(text_image())
     with pytest.raises(QuotaExceededError, match="image_monthly_limit"):
         await api.text(text_image())
@@ -357,7 +374,7 @@ async def test_monthly_quota_is_never_retried(make, fresh):
 
 
 async def test_connection_refused_is_transport_error(make):
-    api = fast(make(app_id="a", app_key="b", base_url="http://127.0.0.1:9"), retries=1)
+    api = make(app_id="a", app_key="b", base_url="http://127.0.0.1:9", retry=fast(1))
     with pytest.raises(TransportError, match="local server running"):
         await api.text(text_image())
 
@@ -466,8 +483,12 @@ async def test_pdf_from_url_and_failed_conversion(make, srv):
     url = srv.host_file(_pdf_bytes(1), "doc.pdf")
     result = await api.call("pdf", url, poll_interval=0.02, timeout=30)
     assert result.mmd
-    with pytest.raises(PdfError, match="docx"):
-        await api.call("pdf", url, outputs=("docx",), poll_interval=0.02, timeout=30)
+    srv.configure(failing_conversions=("docx",))  # the server converts docx; make it fail
+    try:
+        with pytest.raises(PdfError, match="docx"):
+            await api.call("pdf", url, outputs=("docx",), poll_interval=0.02, timeout=30)
+    finally:
+        srv.configure(failing_conversions=())
 
 
 async def test_pdf_poll_deadline(make, srv):
@@ -484,14 +505,13 @@ async def test_no_secret_in_any_repr_error_or_log(make, srv, caplog):
     caplog.set_level("DEBUG")
     token = await make(**keys(srv)).call("app_token", expires=60)
     clients = [
-        make(**keys(srv)),
-        make(**keys(srv), use_app_tokens=True),
-        make(app_token=token.app_token, region_urls=srv.urls),
+        make(**keys(srv), retry=fast(1)),
+        make(**keys(srv), use_app_tokens=True, retry=fast(1)),
+        make(app_token=token.app_token, region_urls=srv.urls, retry=fast(1)),
     ]
     texts = [repr(token), str(token)]
     srv.configure(faults=Faults(sys_exception=1.0))
     for api in clients:
-        fast(api, retries=1)
         texts += [repr(api.client), repr(api.client.settings)]
         with pytest.raises(MathpixError) as info:
             await api.text(text_image())
@@ -529,7 +549,7 @@ async def test_too_large_requests_are_not_retried(make, srv):
     text_image(1500, 1500).save(buf, "BMP")  # uncompressed: 6.75 MB
     big = buf.getvalue()
     assert len(big) > 5 * 1024 * 1024
-    api = fast(make(**keys(srv)))
+    api = make(**keys(srv, retry=fast()))
     with pytest.raises(InvalidRequestError, match="sys_request_too_large") as info:
         await api.text(big, prepare=False)
     assert "prepare=True" in str(info.value)

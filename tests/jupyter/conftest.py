@@ -89,3 +89,63 @@ class Browser:
 @pytest.fixture
 def browser(panel: Any) -> Browser:
     return Browser(panel)
+
+
+# Rich Mathpix Markdown, as Mathpix returns it for a page with a heading, math and a table.
+RICH_MMD = r"""\section*{Results}
+The weighted mean \( \bar{x} \) of the table below:
+\[
+\sum_{i=1}^{n} \left( \frac{a_i}{b_i} \right)
+\]
+\begin{tabular}{|l|c|}
+\hline Name & Value \\
+\hline alpha & 1.5 \\
+\hline beta & \( x^{2} \) \\
+\hline
+\end{tabular}
+"""
+
+
+class RichEcho:
+    """The echo engine, answering RICH_MMD plus the echo line (so a test knows the image)."""
+
+    def __new__(cls) -> Any:
+        from mathpix_nb.server import EchoEngine
+
+        class _Rich(EchoEngine):  # type: ignore[misc]
+            def recognize(self, image: bytes, options: Any) -> dict[str, Any]:
+                out: dict[str, Any] = super().recognize(image, options)
+                for line in out["lines"]:
+                    line["text"] = RICH_MMD + "\n" + line["text"]
+                return out
+
+        return _Rich()
+
+
+@pytest.fixture(scope="module")
+def rich_server() -> Iterator[Any]:
+    from mathpix_nb.server import LocalServer
+
+    with LocalServer(engine=RichEcho()) as server:
+        yield server
+
+
+@pytest.fixture
+def rich_client(rich_server: Any) -> Iterator[Any]:
+    from mathpix_nb import Mathpix
+
+    with Mathpix(
+        app_id=rich_server.app_id, app_key=rich_server.app_key, base_url=rich_server.url
+    ) as mathpix:
+        yield mathpix
+
+
+@pytest.fixture
+def built_renderer() -> Any:
+    """The built renderer; fails (never skips) with the build command when it is missing."""
+    from mathpix_nb.jupyter import _assets
+
+    found = _assets.find_renderer()
+    if found is None:
+        pytest.fail(_assets.BUILD_HINT)
+    return found

@@ -10,7 +10,6 @@ for the flags and the kernel-readiness wait used here.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import os
 import shutil
@@ -29,7 +28,6 @@ from .conftest import make_png
 CHROMIUM = shutil.which("chromium") or next(
     (p for p in ("/usr/bin/chromium",) if Path(p).exists()), None
 )
-HAS_MATHML = importlib.util.find_spec("latex2mathml") is not None
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 TOKEN = "mathpix-nb-browser-test"
 CHROMIUM_ARGS = [
@@ -273,15 +271,15 @@ def test_drag_a_box_and_ocr_in_jupyterlab(jupyterlab: tuple[str, Path], tmp_path
             raw = page.locator(".mpx-raw[data-format=text] .mpx-raw-text").inner_text()
             assert raw.startswith(f"echo {w}x{h} sha:")
             assert "\\frac{a}{b}" in raw  # the raw Mathpix Markdown keeps the TeX
-            if HAS_MATHML:
-                # ...and the rendered side draws it as math (MathML), not as TeX source.
-                math = rendered.locator("math")
-                assert math.count() == 1
-                math_box = math.bounding_box()
-                assert math_box is not None and math_box["height"] > 10
-                assert "\\frac" not in rendered.inner_text()
-            else:  # without latex2mathml the TeX is kept, marked for MathJax
-                assert rendered.locator(".mpx-tex").count() == 1
+            # ...and the rendered side draws it with Mathpix's renderer (MathJax SVG), not TeX.
+            rendered.locator("[data-rendered=mathpix]").or_(
+                page.locator(".mpx-rendered[data-rendered=mathpix]")
+            ).first.wait_for(timeout=30_000)
+            math = rendered.locator("mjx-container svg")
+            assert math.count() == 1
+            math_box = math.bounding_box()
+            assert math_box is not None and math_box["height"] > 10
+            assert "\\frac" not in rendered.inner_text()
             assert page.locator(".mpx-error").is_hidden()
             assert page.locator(".mpx-history-item").count() == 1
             # The copy button puts the raw Mathpix Markdown on the clipboard.
@@ -347,7 +345,7 @@ def test_drag_a_box_and_ocr_in_jupyterlab(jupyterlab: tuple[str, Path], tmp_path
                 for s in states["state"].values()
                 if s["state"].get("_model_name") == "AnyModel"
             ]
-            assert panel_states and "echo 160x340" in panel_states[0]["result_html"]
+            assert panel_states and "echo 160x340" in panel_states[0]["result_mmd"]
             text = json.dumps(saved)
             assert "data:image" not in text and "iVBORw0KGgo" not in text
             assert _b64(image.read_bytes())[:40] not in text

@@ -82,19 +82,77 @@ def test_bare_magic_opens_the_panel(ip: Any) -> None:
     panel.close()
 
 
-def test_result_is_displayed_once_whether_assigned_or_last(ip: Any, png_path: Path) -> None:
+def test_assigned_result_is_not_displayed(ip: Any, png_path: Path) -> None:
     with capture_output() as assigned:
         ip.run_cell(f"r = %mathpix {png_path} --client client", store_history=True)
-    # Assigned: the magic displays it (rendered Markdown) at the end of the cell.
-    shown = [o.data for o in assigned.outputs]
-    assert len(shown) == 1 and shown[0]["text/markdown"].startswith("echo 240x160")
+    # IPython's rule: an assignment shows nothing.
+    assert assigned.outputs == [] and assigned.stdout == ""
     assert ip.user_ns["r"].text.startswith("echo 240x160")
 
+
+def test_last_line_shows_the_result_once(ip: Any, png_path: Path) -> None:
     with capture_output() as last:
-        ip.run_cell(f"%mathpix {png_path} --client client", store_history=True)
-    # Last line: IPython shows it as the cell's value, the magic adds nothing.
+        result = ip.run_cell(f"%mathpix {png_path} --client client", store_history=True)
+    assert result.success
+    # Shown by IPython as the cell's value (the terminal test shell prints its text/plain).
     assert last.outputs == []
-    assert "echo 240x160" in last.stdout
+    assert last.stdout.count("OcrResult(text='echo 240x160") == 1
+
+
+def test_trailing_semicolon_silences_and_never_reaches_the_parser(
+    ip: Any, png_path: Path, tmp_path: Path, local_server: Any
+) -> None:
+    local_server.clear_log()
+    with capture_output() as quiet:
+        result = ip.run_cell(f"%mathpix {png_path} --client client;", store_history=True)
+    assert result.success, result.error_in_exec
+    assert quiet.stdout == "" and quiet.outputs == []
+    assert len(local_server.log) == 1  # it did run, with the client named 'client'
+    assert ip.run_line_magic("mathpix", f"{png_path} --client client ;") is None
+    # The cell form too: the ';' after the last image is not part of its name.
+    a = tmp_path / "a.png"
+    a.write_bytes(make_png(64, 48))
+    with capture_output() as cell_quiet:
+        result = ip.run_cell(f"%%mathpix --client client\n{a};\n", store_history=True)
+    assert result.success, result.error_in_exec
+    assert cell_quiet.stdout == ""
+
+
+def test_user_errors_are_one_line_with_the_fix(ip: Any, tmp_path: Path) -> None:
+    missing = tmp_path / "nope.png"
+    with capture_output() as out:
+        result = ip.run_cell(f"%mathpix {missing} --client client", store_history=True)
+    assert not result.success
+    shown = (out.stdout + out.stderr).strip()
+    assert "Traceback" not in shown and "----" not in shown
+    lines = [line for line in shown.splitlines() if line.strip()]
+    assert len(lines) == 1, shown
+    assert lines[0].startswith("ImageError: Image file not found") and "Fix:" in lines[0]
+    assert "--debug" in lines[0]
+    # The exception keeps its type for code that catches it.
+    assert type(result.error_in_exec).__name__ == "ImageError"
+
+
+def test_debug_or_verbose_xmode_shows_the_traceback(ip: Any, tmp_path: Path) -> None:
+    missing = tmp_path / "nope.png"
+    with capture_output() as debug:
+        ip.run_cell(f"%mathpix {missing} --client client --debug", store_history=True)
+    assert "Traceback" in debug.stdout + debug.stderr
+    ip.run_line_magic("xmode", "verbose")
+    try:
+        with capture_output() as verbose:
+            ip.run_cell(f"%mathpix {missing} --client client", store_history=True)
+    finally:
+        ip.run_line_magic("xmode", "context")
+    assert "Traceback" in verbose.stdout + verbose.stderr
+
+
+def test_cell_results_display_as_one_view_under_their_sources(ip: Any, tmp_path: Path) -> None:
+    a = tmp_path / "a.png"
+    a.write_bytes(make_png(64, 48))
+    results = ip.run_cell_magic("mathpix", "--client client", f"{a}\n")
+    bundle = results._repr_mimebundle_()
+    assert bundle["text/markdown"].startswith(f"**{a}**")
 
 
 def test_bad_arguments_say_how_to_fix_them(ip: Any, png_path: Path) -> None:

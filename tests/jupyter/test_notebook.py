@@ -66,7 +66,7 @@ def test_saved_notebook_keeps_results_but_no_key_token_or_image(
     # The widget state is saved (so the check below looks at real state)...
     states = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
     panels = [s["state"] for s in states.values() if s["state"].get("_model_name") == "AnyModel"]
-    assert panels and any("echo 900x140" in p.get("result_html", "") for p in panels)
+    assert panels and any("echo 900x140" in p.get("result_mmd", "") for p in panels)
     # ...and holds no secret and no pixels.
     assert local_server.app_key not in text
     image = (tmp_path / "work" / "mathpix_sample.png").read_bytes()
@@ -84,6 +84,6 @@ def test_new_user_without_credentials_gets_the_offline_engine(tmp_path: Path) ->
     assert panels[0]["offline"] is True
     assert "Offline engine" in panels[0]["engine_note"]
     # The offline engine really read the second line of the sample.
-    assert "12" in panels[0]["result_html"]
+    assert "12" in panels[0]["result_mmd"]
     image = (tmp_path / "work" / "mathpix_sample.png").read_bytes()
     _assert_no_image_bytes(text, image)

@@ -58,7 +58,7 @@ def test_ocr_whole_image_sends_the_file_unchanged(
     sha = hashlib.sha256(png_bytes).hexdigest()[:12]
     assert panel.status == "done", panel.error
     assert panel.result.text == f"echo 240x160 sha:{sha}"
-    assert f"echo 240x160 sha:{sha}" in panel.result_html
+    assert panel.result_mmd == f"echo 240x160 sha:{sha}"
     assert panel.result_raw[0]["value"] == panel.result.text
 
 
@@ -147,7 +147,7 @@ def test_formats_and_history_and_results(panel: CropPanel, browser: Browser) -> 
     # Clicking an older snip shows it again.
     browser.send({"type": "show", "index": 0})
     assert panel.selected == 0
-    assert panel.result_html.count("240x160") == 1
+    assert panel.result_mmd.count("240x160") == 1
 
 
 def test_enter_or_button_without_an_image_says_what_to_do(

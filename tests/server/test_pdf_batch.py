@@ -76,12 +76,16 @@ def test_pdf_upload_progression_and_downloads():
             if conv["status"] == "completed" or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
-        assert conv["conversion_status"]["md"] == {"status": "completed"}
-        assert conv["conversion_status"]["docx"]["status"] == "error"
+        assert conv["conversion_status"]["md"]["status"] == "completed"
+        assert conv["conversion_status"]["docx"]["status"] == "completed"
+        assert conv["conversion_status"]["docx"]["converter"]  # which converter made it
         assert http.get(f"/v3/pdf/{pdf_id}.md", headers=keys).text == mmd.text
-        assert http.get(f"/v3/pdf/{pdf_id}.html", headers=keys).status_code == 404
         docx = http.get(f"/v3/pdf/{pdf_id}.docx", headers=keys)
-        assert docx.status_code == 404 and docx.json()["error_info"]["id"] == "conversion_error"
+        assert docx.status_code == 200 and docx.content.startswith(b"PK")
+        assert docx.headers["x-mathpix-converter"] == conv["conversion_status"]["docx"]["converter"]
+        # not requested: made on demand
+        page = http.get(f"/v3/pdf/{pdf_id}.html", headers=keys)
+        assert page.status_code == 200 and f"echo pdf page 2 sha:{sha}" in page.text
         # per-page results are queryable by pdf_id
         pages = http.get("/v3/ocr-results", headers=keys, params={"pdf_id": pdf_id}).json()
         assert sorted(i["image_id"] for i in pages["ocr_results"]) == [
@@ -245,12 +249,19 @@ def test_pdf_stream_sends_one_event_per_page():
             data={"options_json": json.dumps({"streaming": True})},
         ).json()["pdf_id"]
         events = []
-        with http.stream("GET", f"/v3/pdf/{pdf_id}/stream", headers=keys, timeout=30) as r:
+        # an SSE client (a browser's EventSource sends this Accept header)
+        sse = {**keys, "Accept": "text/event-stream"}
+        with http.stream("GET", f"/v3/pdf/{pdf_id}/stream", headers=sse, timeout=30) as r:
             assert r.headers["content-type"].startswith("text/event-stream")
             for line in r.iter_lines():
                 if line.startswith("data: "):
                     events.append(json.loads(line[6:]))
         assert [e["page_idx"] for e in events] == [1, 2, 3]
+        # a line reader (requests' iter_lines, default Accept */*): one bare JSON per line
+        with http.stream("GET", f"/v3/pdf/{pdf_id}/stream", headers=keys, timeout=30) as r:
+            assert r.headers["content-type"].startswith("application/x-ndjson")
+            lines = [json.loads(line) for line in r.iter_lines() if line]
+        assert lines == events
         assert {e["pdf_selected_len"] for e in events} == {3}
         assert events[1]["text"] == f"echo pdf page 2 sha:{sha}"
         assert all(e["pdf_id"] == pdf_id for e in events)

@@ -1,20 +1,30 @@
-// CropPanel front end: vanilla ESM for anywidget, no build step.
+// Front end of mathpix_nb's widgets (anywidget, vanilla ES module, no build step):
+//   * kind "panel":  CropPanel — load an image, draw a box (mouse or keyboard), OCR in the kernel;
+//   * kind "result": ResultView — how every OcrResult / PdfResult displays in a notebook.
+// Both draw Mathpix Markdown with Mathpix's own renderer (mathpix-markdown-it, built into
+// static/mmd_renderer.js). The renderer is 4 MB, so it is not part of the widget state that
+// notebooks save: the first view on a page asks its kernel for it (a custom message, gzip when
+// the browser can unpack it), runs it once, and every view of the page reuses it.
 //
-// The browser never calls Mathpix. It shows the image (received from the kernel as a binary
-// custom message, so it is not part of the saved widget state), lets the user drag a box,
-// and tells the kernel what to do ("ocr", "upload", "load", "show"). The box is kept in the
-// image's real pixels: every pointer position is scaled by (image pixels / on-screen CSS
-// pixels) of the canvas, which is right whatever the devicePixelRatio or the fit-to-width
-// scale; the box drawn is the rounded box that is sent.
+// The browser never calls Mathpix: OCR runs in the kernel.
 
 const MAX_HEIGHT = 520; // CSS pixels
 const MAX_UPSCALE = 3; // small snips are shown bigger, but not blurrier than this
 const MAX_UPLOAD_BYTES = 8 * 2 ** 20; // below the 10 MiB websocket message limit
+const RENDERERS = "__mathpixNbRenderers"; // globalThis key: renderer id -> Promise
+const RENDERER_TIMEOUT_MS = 60_000;
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
   if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function button(className, text, title) {
+  const node = el("button", `mpx-btn ${className}`, text);
+  node.type = "button";
+  if (title) node.title = title;
   return node;
 }
 
@@ -41,7 +51,184 @@ async function copyText(text) {
   }
 }
 
-function render({ model, el: host }) {
+function copyButton(className, label, title, text) {
+  const node = button(className, label, title);
+  node.addEventListener("click", async () => {
+    const ok = await copyText(typeof text === "function" ? text() : text);
+    node.textContent = ok ? "Copied" : "Copy failed";
+    setTimeout(() => {
+      node.textContent = label;
+    }, 1200);
+  });
+  return node;
+}
+
+function bytesOf(view) {
+  if (view instanceof ArrayBuffer) return new Uint8Array(view);
+  if (ArrayBuffer.isView(view)) return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+  return new Uint8Array(0);
+}
+
+// ---- the renderer ----------------------------------------------------------------------------
+
+async function runRenderer(msg, buffers) {
+  let blob = new Blob([bytesOf(buffers && buffers[0])]);
+  if (msg.encoding === "gzip") {
+    const stream = blob.stream().pipeThrough(new DecompressionStream("gzip"));
+    blob = await new Response(stream).blob();
+  }
+  const url = URL.createObjectURL(new Blob([blob], { type: "text/javascript" }));
+  try {
+    // A classic script (MathJax's AsciiMath code needs sloppy mode); it defines one global.
+    await new Promise((resolve, reject) => {
+      const script = document.createElement("script");
+      script.src = url;
+      script.onload = () => {
+        script.remove();
+        resolve();
+      };
+      script.onerror = () => {
+        script.remove();
+        reject(new Error("The page refused to run the Mathpix renderer."));
+      };
+      document.head.appendChild(script);
+    });
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+  const renderer = globalThis.mathpixNbRenderer;
+  if (!renderer || typeof renderer.render !== "function") {
+    throw new Error("The Mathpix renderer did not load in this page.");
+  }
+  return renderer;
+}
+
+function loadRenderer(model) {
+  const id = model.get("renderer");
+  if (!id) return Promise.reject(new Error(model.get("renderer_hint") || "No renderer."));
+  const cache = (globalThis[RENDERERS] ||= {});
+  if (cache[id]) return cache[id];
+  const pending = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      stop();
+      reject(new Error("The kernel did not send the Mathpix renderer. Is it running? Re-run the cell."));
+    }, RENDERER_TIMEOUT_MS);
+    const onMessage = (msg, buffers) => {
+      if (!msg || msg.type !== "renderer") return;
+      stop();
+      if (msg.missing) return reject(new Error(msg.missing));
+      runRenderer(msg, buffers).then(resolve, reject);
+    };
+    const stop = () => {
+      clearTimeout(timer);
+      model.off("msg:custom", onMessage);
+    };
+    model.on("msg:custom", onMessage);
+    model.send({ type: "renderer", gzip: typeof DecompressionStream === "function" });
+  });
+  cache[id] = pending;
+  pending.catch(() => {
+    if (cache[id] === pending) delete cache[id]; // a later view may ask again
+  });
+  return pending;
+}
+
+// The renderer escapes OCR text (no HTML tags pass); this is a second lock on the door.
+function scrub(root) {
+  for (const node of root.querySelectorAll("script, iframe, object, embed, style, link")) {
+    node.remove();
+  }
+  for (const node of root.querySelectorAll("*")) {
+    for (const attr of [...node.attributes]) {
+      const name = attr.name.toLowerCase();
+      const value = attr.value.trim().toLowerCase();
+      if (name.startsWith("on")) node.removeAttribute(attr.name);
+      else if ((name === "href" || name === "src") && value.startsWith("javascript:")) {
+        node.removeAttribute(attr.name);
+      }
+    }
+  }
+}
+
+// Draw Mathpix Markdown into `target`; without a renderer, the source and why.
+function renderDoc(target, model, mmd, empty) {
+  const token = (target._mpxToken = (target._mpxToken || 0) + 1);
+  target.classList.remove("mpx-doc-fallback");
+  if (!mmd) {
+    target.replaceChildren(el("p", "mpx-empty", empty || "(nothing to show)"));
+    return Promise.resolve();
+  }
+  target.setAttribute("aria-busy", "true");
+  return loadRenderer(model)
+    .then((renderer) => {
+      if (token !== target._mpxToken) return;
+      target.innerHTML = renderer.render(mmd);
+      scrub(target);
+      target.dataset.rendered = "mathpix";
+    })
+    .catch((err) => {
+      if (token !== target._mpxToken) return;
+      target.classList.add("mpx-doc-fallback");
+      const note = el("div", "mpx-render-note", String((err && err.message) || err));
+      note.setAttribute("role", "status");
+      target.replaceChildren(note, el("pre", "mpx-source", mmd));
+      target.dataset.rendered = "fallback";
+    })
+    .finally(() => {
+      if (token === target._mpxToken) target.removeAttribute("aria-busy");
+    });
+}
+
+// "Tables (2): Table 1 · 3×2 [Copy CSV] [Copy Python]" under a rendered result.
+function tablesBar(tables, pythonName) {
+  const bar = el("div", "mpx-tables");
+  if (!tables || !tables.length) {
+    bar.hidden = true;
+    return bar;
+  }
+  bar.append(el("span", "mpx-tables-title", `Tables (${tables.length})`));
+  for (const table of tables) {
+    const item = el("span", "mpx-table-item");
+    item.dataset.index = String(table.index);
+    item.append(
+      el("span", "mpx-table-name", `Table ${table.index + 1} · ${table.rows}×${table.columns}`),
+      copyButton("mpx-copy-csv", "Copy CSV", "Copy this table as CSV", table.csv),
+    );
+    if (pythonName) {
+      const code = `${pythonName}.tables()[${table.index}]`;
+      item.append(
+        copyButton("mpx-copy-python", "Copy Python", `Copy "${code}" (a pandas DataFrame)`, code),
+      );
+    }
+    bar.append(item);
+  }
+  return bar;
+}
+
+// ---- ResultView ------------------------------------------------------------------------------
+
+function renderResultView({ model, el: host }) {
+  const root = el("div", "mpx-root mpx-view");
+  host.append(root);
+  const draw = () => {
+    root.replaceChildren();
+    for (const item of model.get("items") || []) {
+      const block = el("section", "mpx-view-item");
+      if (item.title) block.append(el("div", "mpx-view-title", item.title));
+      const doc = el("div", "mpx-doc");
+      block.append(doc, tablesBar(item.tables, ""));
+      root.append(block);
+      renderDoc(doc, model, item.mmd, item.empty);
+    }
+  };
+  model.on("change:items", draw);
+  draw();
+  return () => model.off("change:items", draw);
+}
+
+// ---- CropPanel -------------------------------------------------------------------------------
+
+function renderPanel({ model, el: host }) {
   const cleanups = [];
   const listen = (target, type, fn, opts) => {
     target.addEventListener(type, fn, opts);
@@ -53,7 +240,7 @@ function render({ model, el: host }) {
   };
 
   // ---- DOM ---------------------------------------------------------------------------------
-  const root = el("div", "mpx-panel");
+  const root = el("div", "mpx-root mpx-panel");
   root.tabIndex = 0;
   root.setAttribute("aria-label", "Mathpix crop panel");
   // Keys typed in the panel are ours: JupyterLab must not read "a", "b", "dd" or Enter as
@@ -66,27 +253,24 @@ function render({ model, el: host }) {
   const fileInput = el("input", "mpx-file");
   fileInput.type = "file";
   fileInput.accept = "image/*";
-  const uploadBtn = el("button", "mpx-upload", "Upload…");
-  uploadBtn.title = "Choose an image file (you can also drop or paste one)";
-  const source = el("input", "mpx-source");
+  fileInput.tabIndex = -1;
+  const uploadBtn = button("mpx-upload", "Upload…", "Choose an image file (you can also drop or paste one)");
+  const source = el("input", "mpx-input mpx-source");
   source.type = "text";
   source.placeholder = "path or URL of an image";
-  const loadBtn = el("button", "mpx-load", "Load");
-  const rotL = el("button", "mpx-rotate-left", "⟲ 90°");
-  rotL.title = "Rotate 90° counter-clockwise";
-  const rotR = el("button", "mpx-rotate-right", "⟳ 90°");
-  rotR.title = "Rotate 90° clockwise";
-  const clearBtn = el("button", "mpx-clear", "Whole image");
-  clearBtn.title = "Forget the box and use the whole image";
+  source.setAttribute("aria-label", "Path or URL of an image");
+  const loadBtn = button("mpx-load", "Load");
+  const rotL = button("mpx-rotate-left", "⟲ 90°", "Rotate 90° counter-clockwise");
+  const rotR = button("mpx-rotate-right", "⟳ 90°", "Rotate 90° clockwise");
+  const clearBtn = button("mpx-clear", "Whole image", "Forget the box and use the whole image (Esc)");
   bar.append(uploadBtn, fileInput, source, loadBtn, rotL, rotR, clearBtn);
 
   const opts = el("div", "mpx-options");
   const formatsBox = el("span", "mpx-formats");
   const regionLabel = el("label", "mpx-region-label", "Region ");
-  const regionSel = el("select", "mpx-region");
+  const regionSel = el("select", "mpx-input mpx-region");
   regionLabel.append(regionSel);
-  const ocrBtn = el("button", "mpx-ocr", "OCR");
-  ocrBtn.title = "Read the selected box (Enter)";
+  const ocrBtn = button("mpx-primary mpx-ocr", "OCR", "Read the selected box (Enter)");
   opts.append(formatsBox, regionLabel, ocrBtn);
 
   const stage = el("div", "mpx-stage");
@@ -97,22 +281,37 @@ function render({ model, el: host }) {
   );
   const canvas = el("canvas", "mpx-canvas");
   canvas.style.display = "none";
+  canvas.tabIndex = 0;
+  canvas.setAttribute("role", "application");
+  canvas.setAttribute("aria-roledescription", "crop area");
+  canvas.setAttribute(
+    "aria-label",
+    "Image. Arrow keys draw or move the box, Shift+arrows move it further, Alt+arrows resize " +
+      "it, Escape selects the whole image, Enter reads the box.",
+  );
   stage.append(placeholder, canvas);
 
   const info = el("div", "mpx-info");
   const selection = el("span", "mpx-selection");
+  selection.setAttribute("aria-live", "polite");
+  const keys = el(
+    "span",
+    "mpx-keys",
+    "Arrows: draw/move · Shift: ×10 · Alt+arrows: resize · Esc: whole image · Enter: OCR",
+  );
   const status = el("span", "mpx-status");
   status.setAttribute("role", "status");
-  info.append(selection, status);
+  info.append(selection, keys, status);
 
   const errorBox = el("div", "mpx-error");
   errorBox.setAttribute("role", "alert");
 
   const results = el("div", "mpx-results");
-  const renderedBox = el("div", "mpx-rendered-box");
+  const renderedBox = el("div", "mpx-card mpx-rendered-box");
   renderedBox.append(el("div", "mpx-heading", "Rendered"));
-  const rendered = el("div", "mpx-rendered");
-  renderedBox.append(rendered);
+  const rendered = el("div", "mpx-doc mpx-rendered");
+  let tablesNode = tablesBar([], "panel");
+  renderedBox.append(rendered, tablesNode);
   const rawBox = el("div", "mpx-raw-box");
   const meta = el("div", "mpx-meta");
   results.append(renderedBox, rawBox, meta);
@@ -136,7 +335,7 @@ function render({ model, el: host }) {
   function fitCanvas() {
     if (!img) return;
     const [rw, rh] = rotatedSize();
-    const avail = Math.max(120, stage.clientWidth - 2);
+    const avail = Math.max(60, stage.clientWidth - 10);
     const scale = Math.min(avail / rw, MAX_HEIGHT / rh, MAX_UPSCALE);
     const cssW = Math.max(1, Math.round(rw * scale));
     const cssH = Math.max(1, Math.round(rh * scale));
@@ -162,6 +361,11 @@ function render({ model, el: host }) {
     const x1 = Math.min(rw, Math.ceil(Math.max(a[0], b[0])));
     const y1 = Math.min(rh, Math.ceil(Math.max(a[1], b[1])));
     return [x0, y0, Math.max(0, x1 - x0), Math.max(0, y1 - y0)];
+  }
+
+  function cssVar(name, fallback) {
+    const value = getComputedStyle(root).getPropertyValue(name).trim();
+    return value || fallback;
   }
 
   function draw() {
@@ -196,12 +400,12 @@ function render({ model, el: host }) {
       const sx = cssW / rw;
       const sy = cssH / rh;
       const [x, y, w, h] = [box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy];
-      ctx.fillStyle = "rgba(0, 0, 0, 0.35)";
+      ctx.fillStyle = "rgba(0, 0, 0, 0.4)";
       ctx.fillRect(0, 0, cssW, y);
       ctx.fillRect(0, y + h, cssW, cssH - y - h);
       ctx.fillRect(0, y, x, h);
       ctx.fillRect(x + w, y, cssW - x - w, h);
-      ctx.strokeStyle = "#1e88e5";
+      ctx.strokeStyle = cssVar("--mpx-accent", "#1976d2");
       ctx.lineWidth = 2;
       ctx.strokeRect(x, y, w, h);
     }
@@ -221,6 +425,12 @@ function render({ model, el: host }) {
     return [Math.min(rw, Math.max(0, x)), Math.min(rh, Math.max(0, y))];
   }
 
+  function setCrop(box) {
+    model.set("crop", box);
+    model.save_changes();
+    draw();
+  }
+
   function showImage(blob, width, height) {
     const url = URL.createObjectURL(blob);
     const next = new Image();
@@ -238,6 +448,7 @@ function render({ model, el: host }) {
     next.onerror = () => {
       URL.revokeObjectURL(url);
       errorBox.textContent = "The browser could not display this image.";
+      errorBox.style.display = "block";
     };
     next.src = url;
   }
@@ -249,7 +460,7 @@ function render({ model, el: host }) {
     const all = model.get("available_formats") || {};
     for (const [key, label] of Object.entries(all)) {
       const lab = el("label", "mpx-format");
-      const box = el("input");
+      const box = el("input", "mpx-check");
       box.type = "checkbox";
       box.value = key;
       box.checked = chosen.has(key);
@@ -281,7 +492,7 @@ function render({ model, el: host }) {
     ocrBtn.disabled = busy;
     ocrBtn.textContent = state === "busy" ? "Reading…" : "OCR";
     const words = {
-      idle: img ? "Ready: drag a box, then OCR (Enter)." : "",
+      idle: img ? "Ready: draw a box (mouse or arrow keys), then OCR (Enter)." : "",
       loading: "Loading image…",
       busy: "Reading the box in the kernel…",
       done: "Done.",
@@ -293,36 +504,34 @@ function render({ model, el: host }) {
     errorBox.style.display = model.get("error") ? "block" : "none";
   }
 
-  function typeset(node) {
-    // Math arrives as MathML; TeX that could not be converted is marked .mpx-tex and is
-    // typeset only when the page happens to have a global MathJax 3.
-    const mj = window.MathJax;
-    if (node.querySelector(".mpx-tex") && mj && typeof mj.typesetPromise === "function") {
-      mj.typesetPromise([node]).catch(() => {});
-    }
+  // One redraw for the several traits a new result changes at once.
+  let resultQueued = false;
+  function scheduleResult() {
+    if (resultQueued) return;
+    resultQueued = true;
+    queueMicrotask(() => {
+      resultQueued = false;
+      renderResult();
+    });
   }
 
   function renderResult() {
-    rendered.innerHTML = model.get("result_html") || ""; // HTML built and escaped in Python
-    meta.textContent = model.get("result_meta") || "";
-    typeset(rendered);
-    rawBox.replaceChildren();
+    const mmd = model.get("result_mmd") || "";
     const raw = model.get("result_raw") || [];
-    results.style.display = raw.length || model.get("result_html") ? "grid" : "none";
+    meta.textContent = model.get("result_meta") || "";
+    results.style.display = raw.length || mmd ? "" : "none";
+    renderDoc(rendered, model, mmd, "(no text in this result)");
+    const next = tablesBar(model.get("result_tables") || [], "panel");
+    tablesNode.replaceWith(next);
+    tablesNode = next;
+    rawBox.replaceChildren();
     for (const item of raw) {
-      const block = el("div", "mpx-raw");
+      const block = el("div", "mpx-card mpx-raw");
       block.dataset.format = item.key;
       const head = el("div", "mpx-heading", item.label);
-      const copy = el("button", "mpx-copy", "Copy");
-      copy.title = `Copy the ${item.label} to the clipboard`;
-      copy.addEventListener("click", async () => {
-        const ok = await copyText(item.value);
-        copy.textContent = ok ? "Copied" : "Copy failed";
-        setTimeout(() => {
-          copy.textContent = "Copy";
-        }, 1200);
-      });
-      head.append(copy);
+      head.append(
+        copyButton("mpx-copy", "Copy", `Copy the ${item.label} to the clipboard`, item.value),
+      );
       const pre = el("pre", "mpx-raw-text", item.value);
       block.append(head, pre);
       rawBox.append(block);
@@ -330,6 +539,9 @@ function render({ model, el: host }) {
   }
 
   function renderHistory() {
+    const focused = historyBox.contains(document.activeElement)
+      ? document.activeElement.dataset.index
+      : null;
     historyBox.replaceChildren();
     const items = model.get("history") || [];
     if (!items.length) return;
@@ -337,14 +549,22 @@ function render({ model, el: host }) {
     const list = el("ol", "mpx-history-list");
     for (const item of items) {
       const li = el("li", "mpx-history-item");
-      if (item.index === model.get("selected")) li.classList.add("mpx-selected");
+      const selected = item.index === model.get("selected");
+      if (selected) li.classList.add("mpx-selected");
       const crop = item.crop && item.crop.length ? ` [${item.crop[2]}×${item.crop[3]}]` : "";
-      const btn = el("button", "mpx-history-button", `${item.name}${crop}: ${item.summary}`);
+      const btn = button("mpx-history-button", `${item.name}${crop}: ${item.summary}`);
+      btn.dataset.index = String(item.index);
+      btn.setAttribute("aria-pressed", selected ? "true" : "false");
       btn.addEventListener("click", () => model.send({ type: "show", index: item.index }));
       li.append(btn);
       list.append(li);
     }
     historyBox.append(list);
+    // Re-drawn after a click: keep the focus (and its ring) on the button that had it.
+    if (focused !== null) {
+      const again = historyBox.querySelector(`.mpx-history-button[data-index="${focused}"]`);
+      if (again) again.focus({ preventScroll: true });
+    }
   }
 
   function renderNote() {
@@ -360,19 +580,23 @@ function render({ model, el: host }) {
     model.send({ type: "ocr" });
   }
 
+  function refuse(text) {
+    errorBox.style.display = "block";
+    errorBox.textContent = text;
+  }
+
   async function sendFile(file) {
     if (!file) return;
     if (file.type && !file.type.startsWith("image/")) {
-      errorBox.style.display = "block";
-      errorBox.textContent = `${file.name} is not an image (${file.type}).`;
+      refuse(`${file.name} is not an image (${file.type}).`);
       return;
     }
     if (file.size > MAX_UPLOAD_BYTES) {
       // Bigger messages break the notebook's connection to the kernel.
-      errorBox.style.display = "block";
-      errorBox.textContent =
+      refuse(
         `${file.name} is ${(file.size / 2 ** 20).toFixed(1)} MB; the page can send at most ` +
-        `${MAX_UPLOAD_BYTES / 2 ** 20} MB to the kernel. Type its path (or URL) and press Load.`;
+          `${MAX_UPLOAD_BYTES / 2 ** 20} MB to the kernel. Type its path (or URL) and press Load.`,
+      );
       return;
     }
     status.textContent = `Uploading ${file.name || "image"}…`;
@@ -408,23 +632,59 @@ function render({ model, el: host }) {
   });
   listen(rotL, "click", () => rotate(-90));
   listen(rotR, "click", () => rotate(90));
-  listen(clearBtn, "click", () => {
-    model.set("crop", []);
-    model.save_changes();
-  });
+  listen(clearBtn, "click", () => setCrop([]));
   listen(regionSel, "change", () => {
     model.set("region", regionSel.value);
     model.save_changes();
   });
   listen(ocrBtn, "click", runOcr);
   listen(root, "keydown", (e) => {
-    // Enter anywhere in the panel except text fields; stop JupyterLab from treating it as
-    // "edit cell".
+    // Enter anywhere in the panel except text fields and other buttons; stop JupyterLab from
+    // treating it as "edit cell".
     if (e.key !== "Enter" || e.target === source || e.target.tagName === "TEXTAREA") return;
     if (e.target.tagName === "BUTTON" && e.target !== ocrBtn) return;
+    if (e.target.tagName === "SELECT") return;
     e.preventDefault();
     e.stopPropagation();
     runOcr();
+  });
+
+  // Keyboard cropping on the focused picture: arrows draw (first press) and move the box,
+  // Shift moves 10× further, Alt (Option) + arrows resize it, Escape/Delete = whole image.
+  listen(canvas, "keydown", (e) => {
+    if (!img) return;
+    const arrows = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+    if (e.key === "Escape" || e.key === "Delete" || e.key === "Backspace") {
+      e.preventDefault();
+      e.stopPropagation();
+      setCrop([]);
+      return;
+    }
+    const dir = arrows[e.key];
+    if (!dir) return;
+    e.preventDefault();
+    e.stopPropagation();
+    const [rw, rh] = rotatedSize();
+    const rect = canvas.getBoundingClientRect();
+    // One step is one on-screen pixel in image pixels (never less than 1).
+    const step = Math.max(1, Math.round(rw / Math.max(1, rect.width))) * (e.shiftKey ? 10 : 1);
+    let box = currentBox();
+    if (!box || !box[2] || !box[3]) {
+      // First press draws a box: the middle half of the picture.
+      const w = Math.max(1, Math.round(rw / 2));
+      const h = Math.max(1, Math.round(rh / 2));
+      setCrop([Math.floor((rw - w) / 2), Math.floor((rh - h) / 2), w, h]);
+      return;
+    }
+    let [x, y, w, h] = box;
+    if (e.altKey || e.ctrlKey || e.metaKey) {
+      w = Math.min(rw - x, Math.max(1, w + dir[0] * step));
+      h = Math.min(rh - y, Math.max(1, h + dir[1] * step));
+    } else {
+      x = Math.min(rw - w, Math.max(0, x + dir[0] * step));
+      y = Math.min(rh - h, Math.max(0, y + dir[1] * step));
+    }
+    setCrop([x, y, w, h]);
   });
 
   // Drag and drop of files or links.
@@ -454,11 +714,11 @@ function render({ model, el: host }) {
     else loadSource(data.getData("text/plain"));
   });
 
-  // Drawing the box.
+  // Drawing the box with a pointer.
   listen(canvas, "pointerdown", (e) => {
     if (!img || e.button !== 0) return;
     e.preventDefault();
-    root.focus({ preventScroll: true });
+    canvas.focus({ preventScroll: true }); // arrow keys go on from the drawn box
     canvas.setPointerCapture(e.pointerId);
     dragStart = toImage(e);
     dragNow = dragStart;
@@ -478,19 +738,14 @@ function render({ model, el: host }) {
     const tiny = (box[2] * rect.width) / rw < 4 || (box[3] * rect.width) / rw < 4;
     dragStart = dragNow = null;
     // A click (no real drag) clears the box: the whole image is used.
-    model.set("crop", tiny ? [] : box);
-    model.save_changes();
-    draw();
+    setCrop(tiny ? [] : box);
   };
   listen(canvas, "pointerup", finishDrag);
   listen(canvas, "pointercancel", () => {
     dragStart = dragNow = null;
     draw();
   });
-  listen(canvas, "dblclick", () => {
-    model.set("crop", []);
-    model.save_changes();
-  });
+  listen(canvas, "dblclick", () => setCrop([]));
 
   const resize = new ResizeObserver(() => fitCanvas());
   resize.observe(stage);
@@ -499,10 +754,7 @@ function render({ model, el: host }) {
   // Kernel -> browser: the image arrives as a binary buffer (never in the saved state).
   onModel("msg:custom", (msg, buffers) => {
     if (!msg || msg.type !== "image" || !buffers || !buffers.length) return;
-    const view = buffers[0];
-    const bytes =
-      view instanceof DataView ? new Uint8Array(view.buffer, view.byteOffset, view.byteLength) : view;
-    showImage(new Blob([bytes], { type: msg.mime || "image/png" }), msg.width, msg.height);
+    showImage(new Blob([bytesOf(buffers[0])], { type: msg.mime || "image/png" }), msg.width, msg.height);
   });
   onModel("change:crop", draw);
   onModel("change:rotation", fitCanvas);
@@ -512,9 +764,10 @@ function render({ model, el: host }) {
   onModel("change:available_formats", renderFormats);
   onModel("change:regions", renderRegions);
   onModel("change:region", renderRegions);
-  onModel("change:result_html", renderResult);
-  onModel("change:result_raw", renderResult);
-  onModel("change:result_meta", renderResult);
+  onModel("change:result_mmd", scheduleResult);
+  onModel("change:result_raw", scheduleResult);
+  onModel("change:result_meta", scheduleResult);
+  onModel("change:result_tables", scheduleResult);
   onModel("change:history", renderHistory);
   onModel("change:selected", renderHistory);
   onModel("change:engine_note", renderNote);
@@ -545,6 +798,10 @@ function render({ model, el: host }) {
     for (const undo of cleanups.reverse()) undo();
     if (objectUrl) URL.revokeObjectURL(objectUrl);
   };
+}
+
+function render(context) {
+  return context.model.get("kind") === "panel" ? renderPanel(context) : renderResultView(context);
 }
 
 export default { render };
