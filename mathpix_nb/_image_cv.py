@@ -230,7 +230,7 @@ def to_pil(array: Any, *, hdr: bool) -> Image.Image:
     """An OpenCV array (BGR order, any depth) as an 8-bit PIL image."""
     import numpy as np
 
-    from ._image_pixels import _stretch, tone_map
+    from ._image_pixels import _stretch, from_u16, tone_map
 
     arr = array
     if arr.ndim == 3 and arr.shape[2] == 1:
@@ -242,7 +242,7 @@ def to_pil(array: Any, *, hdr: bool) -> Image.Image:
             arr = np.nan_to_num(arr.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
             arr = _stretch(arr, float(arr.min()), float(arr.max()), unit=True)
     elif arr.dtype == np.uint16:
-        arr = (arr >> 8).astype(np.uint8)
+        arr = from_u16(arr)
     elif arr.dtype != np.uint8:
         arr = _stretch(arr, float(arr.min()), float(arr.max()), unit=False)
     if arr.ndim == 3:

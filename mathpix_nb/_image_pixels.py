@@ -17,7 +17,7 @@ from PIL import Image, ImageChops
 
 from ._exceptions import ImageError
 
-__all__ = ["check_crop", "clip_crop", "from_array", "normalize_mode", "tone_map"]
+__all__ = ["check_crop", "clip_crop", "from_array", "from_u16", "normalize_mode", "tone_map"]
 
 _CROP_FIX = (
     "Fix: pass crop=(x, y, width, height) as four finite numbers in pixels of the upright "
@@ -102,21 +102,6 @@ def clip_crop(
     return x0, y0, x1 - x0, y1 - y0
 
 
-def crop_region(crop: Any, source: str | None = None) -> dict[str, int]:
-    """The API's ``region`` option for a crop of a remote image (its size is unknown here):
-    whole pixels, a negative origin clipped to 0."""
-    x, y, w, h = check_crop(crop, source)
-    x0, y0 = _snap(x, up=False), _snap(y, up=False)
-    x1, y1 = _snap(x + w, up=True), _snap(y + h, up=True)
-    x0, y0 = max(0, x0), max(0, y0)
-    if x1 <= x0 or y1 <= y0:
-        raise ImageError(
-            f"crop={tuple(crop)!r} lies entirely left of or above the image. {_CROP_FIX}",
-            source=source,
-        )
-    return {"top_left_x": x0, "top_left_y": y0, "width": x1 - x0, "height": y1 - y0}
-
-
 # -- numpy -------------------------------------------------------------------------------
 _KIND_NAMES = {
     "O": "object",
@@ -143,8 +128,9 @@ def from_array(array: Any, source: str, max_pixels: int) -> Image.Image:
     """A numpy array (or anything with ``__array_interface__``) as an 8-bit PIL image.
 
     Shapes: (H, W), (H, W, 1) gray; (H, W, 2) gray + alpha; (H, W, 3) RGB; (H, W, 4) RGBA.
-    dtypes: bool; uint8; uint16 (full 16-bit range); other integers (0..255 as is, else
-    stretched from their min..max); floats (0..1 as is x255, 0..255 as is, else stretched).
+    dtypes: bool; uint8; uint16 (full 16-bit range, or 0..255 as is); other integers (0..255
+    as is, else stretched from their min..max); floats (0..1 as is x255, 0..255 as is, else
+    stretched).
     """
     import numpy as np
 
@@ -195,11 +181,21 @@ def from_array(array: Any, source: str, max_pixels: int) -> Image.Image:
                 source=source,
             )
         arr = _stretch(arr.astype(np.float32), float(arr.min()), float(arr.max()), unit=True)
-    elif arr.dtype == np.uint16:
-        arr = (arr >> 8).astype(np.uint8)
+    elif kind == "u" and arr.dtype.itemsize == 2:
+        arr = from_u16(arr)
     elif arr.dtype != np.uint8:
         arr = _stretch(arr, float(arr.min()), float(arr.max()), unit=False)
     return Image.fromarray(np.ascontiguousarray(arr))
+
+
+def from_u16(arr: Any) -> Any:
+    """16-bit samples as 8-bit: the full 0..65535 range, except 8-bit data stored in 16 bits
+    (nothing above 255), which is kept as is instead of turning black. (Any byte order.)"""
+    import numpy as np
+
+    if int(arr.max()) <= 255:
+        return arr.astype(np.uint8)
+    return (arr.astype(np.uint16) >> 8).astype(np.uint8)
 
 
 def _stretch(arr: Any, low: float, high: float, *, unit: bool) -> Any:
@@ -254,13 +250,11 @@ def _wide_to_l(im: Image.Image) -> Image.Image:
     low, high = _extrema(wide)
     if not (math.isfinite(low) and math.isfinite(high)):
         low, high = 0.0, 1.0 if mode == "F" else 65535.0
-    if mode.startswith("I;16"):
-        scale, offset = 255.0 / 65535.0, 0.0
-    elif mode == "F" and low >= 0.0 and high <= 1.0:
+    if mode == "F" and low >= 0.0 and high <= 1.0:
         scale, offset = 255.0, 0.0
-    elif low >= 0.0 and high <= 255.0:
+    elif low >= 0.0 and high <= 255.0:  # 8-bit data in a wide mode: as is, not black
         scale, offset = 1.0, 0.0
-    elif mode == "I" and low >= 0.0 and high <= 65535.0:
+    elif mode.startswith("I;16") or (mode == "I" and low >= 0.0 and high <= 65535.0):
         scale, offset = 255.0 / 65535.0, 0.0  # 16-bit PNGs open as mode I
     else:
         scale, offset = 255.0 / ((high - low) or 1.0), low

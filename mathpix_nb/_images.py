@@ -26,6 +26,7 @@ import io
 import logging
 import math
 import os
+import struct
 import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -391,9 +392,40 @@ def _open_with_opencv(
     return _Loaded(im=im, original=data, fmt=fmt, decoder="opencv", orientation=orientation)
 
 
-def _orientation(im: Image.Image) -> int:
+def _png_exif(data: bytes) -> bytes | None:
+    """The eXIf chunk of a PNG, found by walking the chunk headers (no decoding)."""
+    pos = 8
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack_from(">I", data, pos)
+        kind = data[pos + 4 : pos + 8]
+        if kind == b"eXIf":
+            return data[pos + 8 : pos + 8 + length]
+        if kind == b"IEND":
+            break
+        pos += 12 + length
+    return None
+
+
+def _orientation(im: Image.Image, data: bytes | None, source: str) -> int:
+    """The EXIF orientation (1 when absent or malformed), read without decoding pixels:
+    Pillow's PNG ``getexif()`` decodes the whole image to look for an eXIf chunk after the
+    pixel data, which would bypass the decode budget and hide decode errors."""
     try:
-        value = int(im.getexif().get(_ORIENTATION_TAG, 1) or 1)
+        if im.format == "PNG" and "exif" not in im.info:
+            if data is None:  # a lazily opened PIL image: decode it (errors as ImageError)
+                _load_pixels(im, source)
+                exif = im.getexif()
+            else:
+                chunk = _png_exif(data)
+                if chunk is None:
+                    return 1
+                exif = Image.Exif()
+                exif.load(chunk)
+        else:
+            exif = im.getexif()
+        value = int(exif.get(_ORIENTATION_TAG, 1) or 1)
+    except ImageError:
+        raise
     except Exception:  # malformed EXIF must not stop OCR
         return 1
     return value if value in _TRANSPOSE else 1
@@ -719,14 +751,15 @@ def _over_target(fitted: _Fitted, floor: int, prep: ImagePrep) -> str | None:
 def _load(image: Any, source: str, prep: ImagePrep) -> _Loaded:
     if isinstance(image, Image.Image):
         _check_pixels(image.width, image.height, prep, source)
-        return _Loaded(im=image, orientation=_orientation(image) if prep.exif else 1)
+        orientation = _orientation(image, None, source) if prep.exif else 1
+        return _Loaded(im=image, orientation=orientation)
     if _is_array(image):
         return _Loaded(im=from_array(image, source, prep.max_pixels))
     original, filename = read_input(image, source, max_bytes=prep.max_file_bytes)
     loaded = _open_bytes(original, source, prep)
     loaded.filename = filename
     if loaded.decoder == "pillow" and prep.exif:
-        loaded.orientation = _orientation(loaded.im)
+        loaded.orientation = _orientation(loaded.im, original, source)
     return loaded
 
 
@@ -799,6 +832,14 @@ def _prepare(
         and max(im.width, im.height) <= prep.max_side
         and getattr(im, "n_frames", 1) == 1
     ):
+        _check_decode(
+            im.width,
+            im.height,
+            _MODE_BYTES.get(im.mode, 4),
+            prep,
+            source,
+            f"{loaded.fmt} {im.mode}",
+        )
         _load_pixels(im, source)
         if not _has_transparency(im):
             fmt = loaded.fmt

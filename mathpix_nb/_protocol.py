@@ -563,9 +563,11 @@ class ClientCore:
             data = yield from self.fetch_image(image)
             remote = _named_bytes(data, describe_source(image))
             prepared = yield Compute(
-                lambda: prepare_image(remote, crop=crop, prep=prep)
-                if prep is not None
-                else raw_image(remote, crop=crop)
+                lambda: (
+                    prepare_image(remote, crop=crop, prep=prep)
+                    if prep is not None
+                    else raw_image(remote, crop=crop)
+                )
             )
         elif isinstance(image, PreparedImage):
             prepared = image
