@@ -38,18 +38,20 @@ OPENCV_ONLY = frozenset({"EXR", "HDR", "PFM", "PAM"})
 HDR_FORMATS = frozenset({"EXR", "HDR", "PFM"})
 INSTALL_HINT = "pip install 'mathpix_nb[opencv]'"
 _NAMES = {
+    "TIFF": "a TIFF in a layout Pillow cannot read (float or 16-bit multi-band)",
     "EXR": "OpenEXR",
     "HDR": "Radiance HDR",
     "PFM": "PFM (portable float map)",
     "PAM": "PAM (portable arbitrary map)",
 }
 _CONTENT_TYPES = {
+    "TIFF": "image/tiff",
     "EXR": "image/x-exr",
     "HDR": "image/vnd.radiance",
     "PFM": "image/x-portable-floatmap",
     "PAM": "image/x-portable-arbitrarymap",
 }
-_EXTENSIONS = {"EXR": ".exr", "HDR": ".hdr", "PFM": ".pfm", "PAM": ".pam"}
+_EXTENSIONS = {"TIFF": ".tif", "EXR": ".exr", "HDR": ".hdr", "PFM": ".pfm", "PAM": ".pam"}
 
 
 def describe(fmt: str) -> str:
@@ -65,8 +67,11 @@ def extension(fmt: str) -> str:
 
 
 def sniff(data: bytes) -> str | None:
-    """Our name of an OpenCV-only format from its first bytes, or None."""
+    """Our name of a format for OpenCV when Pillow cannot open the bytes: an OpenCV-only
+    format, or a TIFF (whose float and 16-bit multi-band layouts Pillow does not read)."""
     head = data[:16]
+    if head.startswith((b"II*\x00", b"MM\x00*")):
+        return "TIFF"
     if head.startswith(b"v/1\x01"):
         return "EXR"
     if head.startswith((b"#?RADIANCE", b"#?RGBE")):
@@ -187,9 +192,39 @@ def _pam_header(data: bytes) -> tuple[int, int, int, int] | None:
     return width, height, depth, sample
 
 
+def _tiff_header(data: bytes) -> tuple[int, int, int, int] | None:
+    """The first IFD's ImageWidth, ImageLength, SamplesPerPixel and BitsPerSample."""
+    order = "<" if data[:2] == b"II" else ">"
+    (offset,) = struct.unpack_from(order + "I", data, 4)
+    (count,) = struct.unpack_from(order + "H", data, offset)
+    tags: dict[int, int] = {}
+    for i in range(min(count, 4096)):
+        tag, kind, n, raw = struct.unpack_from(order + "HHI4s", data, offset + 2 + 12 * i)
+        if tag not in (256, 257, 258, 277) or kind not in (3, 4):
+            continue
+        if kind == 3 and n > 2:  # several shorts (BitsPerSample per band): at an offset
+            (where,) = struct.unpack_from(order + "I", raw)
+            (value,) = struct.unpack_from(order + "H", data, where)
+        elif kind == 3:
+            (value,) = struct.unpack_from(order + "H", raw)
+        else:
+            (value,) = struct.unpack_from(order + "I", raw)
+        tags[tag] = value
+    if 256 not in tags or 257 not in tags:
+        return None
+    bits = tags.get(258, 8)
+    return tags[256], tags[257], max(1, tags.get(277, 1)), max(1, (bits + 7) // 8)
+
+
 def header(data: bytes, fmt: str) -> tuple[int, int, int, int] | None:
     """``(width, height, channels, bytes per sample)`` read from the header, or None."""
-    parse = {"EXR": _exr_header, "HDR": _hdr_header, "PFM": _pfm_header, "PAM": _pam_header}
+    parse = {
+        "EXR": _exr_header,
+        "HDR": _hdr_header,
+        "PFM": _pfm_header,
+        "PAM": _pam_header,
+        "TIFF": _tiff_header,
+    }
     try:
         return parse[fmt](data) if fmt in parse else None
     except (struct.error, ValueError, IndexError):

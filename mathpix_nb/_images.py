@@ -375,18 +375,17 @@ def _open_with_opencv(
     data: bytes, source: str, prep: ImagePrep, fmt: str | None, orientation: int = 1
 ) -> _Loaded:
     size = cv.header(data, fmt) if fmt else None
-    if fmt in cv.OPENCV_ONLY and size is None:
+    if size is None:  # OpenCV decodes in full: never without knowing the size
         raise ImageError(
             f"Cannot read the header of {source} ({cv.describe(fmt or '')}): it is truncated "
             "or corrupt. Fix: re-export the file.",
             source=source,
         )
-    if size is not None:
-        width, height, channels, sample = size
-        _check_pixels(width, height, prep, source)
-        # OpenCV decodes in full, and tone mapping works on float32 copies
-        per_pixel = channels * max(sample, 4 if fmt in cv.HDR_FORMATS else sample)
-        _check_decode(width, height, per_pixel, prep, source, cv.describe(fmt or ""))
+    width, height, channels, sample = size
+    _check_pixels(width, height, prep, source)
+    # OpenCV decodes in full, and the conversion to 8 bits works on float32 copies
+    per_pixel = channels * (4 if fmt in cv.HDR_FORMATS or sample > 1 else sample)
+    _check_decode(width, height, per_pixel, prep, source, cv.describe(fmt or ""))
     im = cv.decode(data, source, fmt)
     _check_pixels(im.width, im.height, prep, source)
     return _Loaded(im=im, original=data, fmt=fmt, decoder="opencv", orientation=orientation)
