@@ -4,7 +4,7 @@ Everything derives from ``MathpixError``; API answers are mapped by ``error_info
 (the stable key, the human text changes between deployments) and by HTTP status::
 
     MathpixError                       never contains app_key or tokens in its message
-     ├── ConfigurationError            missing credentials, unknown region, bad option combination
+     ├── ConfigurationError (also ValueError)  missing credentials, unknown region, bad option
      ├── ImageError (also ValueError)  input image missing / unreadable / unsupported; .source
      ├── NotAllowedError               refused before sending (e.g. PDF or async with an app token)
      ├── TransportError                connection refused/dropped, timeouts (after retries)
@@ -95,7 +95,7 @@ class MathpixError(Exception):
         return self.message
 
 
-class ConfigurationError(MathpixError):
+class ConfigurationError(MathpixError, ValueError):
     """Missing credentials, unknown region or an impossible option combination."""
 
     fatal = True

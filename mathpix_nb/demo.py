@@ -8,7 +8,6 @@ no math recognition) and says so, so the main job runs anywhere.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -28,17 +27,24 @@ def sample_images() -> list[Path]:
 
 
 def _has_credentials() -> bool:
-    ids = ("MATHPIX_APP_ID", "MATHPIX_API_ID")
-    keys = ("MATHPIX_APP_KEY", "MATHPIX_API_KEY")
-    return any(os.environ.get(n) for n in ids) and any(os.environ.get(n) for n in keys)
+    """Any credentials the client would use (keys, app token, token URL, team proxy)."""
+    from ._config import resolve_settings
+    from ._exceptions import ConfigurationError
+
+    try:
+        resolve_settings()
+    except ConfigurationError:
+        return False
+    return True
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mathpix-nb demo",
         description="OCR the bundled sample images (or your own) and print text and confidence. "
-        "Uses the Mathpix API when MATHPIX_APP_ID/MATHPIX_APP_KEY are set, otherwise the "
-        "local server's offline engine.",
+        "Uses the Mathpix API when credentials are set (MATHPIX_APP_ID + MATHPIX_APP_KEY, "
+        "MATHPIX_APP_TOKEN, MATHPIX_TOKEN_URL or MATHPIX_PROXY_URL + MATHPIX_PROXY_AUTH), "
+        "otherwise the local server's offline engine. Exit code 1 if any image failed.",
     )
     parser.add_argument("images", nargs="*", type=Path, help="images to OCR (default: samples)")
     parser.add_argument(
@@ -80,7 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 Mathpix(server.app_id, server.app_key, base_url=server.url)
             )
         else:
-            client = stack.enter_context(Mathpix(region=args.region))
+            try:
+                client = stack.enter_context(Mathpix(region=args.region))
+            except MathpixError as exc:
+                print(f"mathpix-nb demo: {exc}", file=sys.stderr)
+                return 2
             print(f"Using the Mathpix API at {client.base_url} (region {client.region}).\n")
 
         failures = 0
@@ -101,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print()
         if offline:
             print("(offline engine: set MATHPIX_APP_ID and MATHPIX_APP_KEY for real Mathpix OCR)")
-        return 1 if failures == len(images) else 0
+        return 1 if failures else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -235,7 +235,7 @@ class Api:
         self, image: Any, *, tags: list[str], options: Mapping[str, Any], crop: Any = None
     ) -> str:
         """POST one image as an async v3/text job; its request id."""
-        flow = self.core.submit(image, tags=tags, crop=crop, options=dict(options))
+        flow = self.core.submit(image, crop=crop, options=dict(options, tags=tags))
         try:
             return str(await self._drive(flow, upload=True))
         except (Unknown, Failed, Retryable):

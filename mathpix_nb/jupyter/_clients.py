@@ -50,10 +50,10 @@ class ClientPool:
     """Clients by region, plus a plain-words note on where OCR runs."""
 
     def __init__(self, client: Any = None, *, region: str | None = None) -> None:
-        if region == "eu-central-1":
-            region = "eu"
-        if client is None and region is not None and region not in REGIONS:
-            raise ValueError(f"region={region!r} is not a Mathpix region; use 'global' or 'eu'.")
+        if region is not None and (client is None or not isinstance(client, Mapping)):
+            from .._config import normalize_region
+
+            region = normalize_region(region)  # the core's names and aliases (eu-central-1...)
         self._clients: dict[str, Any] = {}
         self._owned: list[Any] = []
         self._server: Any = None
@@ -118,14 +118,15 @@ class ClientPool:
             self._owned.append(client)
         return self._clients[region]
 
-    def secrets(self) -> list[str]:
-        """Strings that must never reach the page (scrubbed from error messages)."""
-        import os
-
-        found = [os.environ.get("MATHPIX_APP_KEY", ""), os.environ.get("MATHPIX_APP_TOKEN", "")]
+    def redact(self, text: str) -> str:
+        """``text`` with every secret of this pool's clients masked (the core's rule)."""
+        for client in self._clients.values():
+            redact = getattr(client, "redact", None)
+            if callable(redact):
+                text = str(redact(text))
         if self._server is not None:
-            found.append(str(getattr(self._server, "app_key", "")))
-        return [s for s in found if len(s) >= 6]
+            text = text.replace(str(self._server.app_key), "***")
+        return text
 
     @property
     def note(self) -> str:

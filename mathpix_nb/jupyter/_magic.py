@@ -10,6 +10,7 @@ traceback comes with ``%xmode verbose`` or ``--debug``.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import re
 import shlex
@@ -17,7 +18,6 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from .._exceptions import MathpixError
 from ._clients import ClientPool
@@ -80,6 +80,37 @@ def _parse_formats(values: list[str] | None) -> list[str] | None:
     return formats
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports mistakes as IPython's one-line UsageError (never exits)."""
+
+    def error(self, message: str) -> Any:
+        raise UsageError(f"%mathpix: {message}. See %mathpix? for the options.")
+
+
+def _parser() -> _Parser:
+    p = _Parser(prog="%mathpix", add_help=False)
+    p.add_argument("source", nargs="?", help="image path or http(s) URL; omit to open the panel")
+    p.add_argument(
+        "-f",
+        "--formats",
+        action="append",
+        help=f"output formats, comma separated: {', '.join(FORMATS)} (default: text)",
+    )
+    p.add_argument("-r", "--region", help="Mathpix region: global or eu (data stays in the EU)")
+    p.add_argument("-c", "--crop", help="only this box: x,y,w,h in pixels of the upright image")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    p.add_argument(
+        "--client",
+        metavar="NAME",
+        help="a Mathpix client variable to use (default: credentials from MATHPIX_APP_ID / "
+        "MATHPIX_APP_KEY, else a local offline engine)",
+    )
+    return p
+
+
+_PARSER = _parser()
+
+
 @magics_class
 class MathpixMagics(Magics):
     """The ``%mathpix`` line magic and ``%%mathpix`` cell magic."""
@@ -111,23 +142,6 @@ class MathpixMagics(Magics):
         tb = getattr(self.shell, "InteractiveTB", None)
         return str(getattr(tb, "mode", "")).lower() == "verbose"
 
-    @magic_arguments()
-    @argument("source", nargs="?", help="image path or http(s) URL; omit to open the crop panel")
-    @argument(
-        "-f",
-        "--formats",
-        action="append",
-        help=f"output formats, comma separated: {', '.join(FORMATS)} (default: text)",
-    )
-    @argument("-r", "--region", help="Mathpix region: global or eu (data stays in the EU)")
-    @argument("-c", "--crop", help="only this box: x,y,w,h in pixels of the upright image")
-    @argument("--debug", action="store_true", help="show the full traceback of an error")
-    @argument(
-        "--client",
-        metavar="NAME",
-        help="a Mathpix client variable to use (default: credentials from MATHPIX_APP_ID / "
-        "MATHPIX_APP_KEY, else a local offline engine)",
-    )
     @line_cell_magic
     def mathpix(self, line: str, cell: str | None = None) -> Any:
         """OCR an image with Mathpix and show the result.
@@ -167,7 +181,11 @@ class MathpixMagics(Magics):
         return None if silenced else value
 
     def _run(self, line: str, cell: str | None) -> Any:
-        args = parse_argstring(self.mathpix, line)
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            raise UsageError(f"%mathpix: {exc} (check the quotes)") from None
+        args = _PARSER.parse_args(words)
         formats = _parse_formats(args.formats)
         crop = _parse_crop(args.crop) if args.crop else None
         if cell is None and not args.source:
@@ -181,13 +199,8 @@ class MathpixMagics(Magics):
             options["formats"] = formats
 
         def ocr(source: str) -> Any:
-            source = _unquote(source)
-            if crop is not None and source.startswith(("http://", "https://")):
-                # A crop needs local pixels: fetch the image here, cut it before upload.
-                from ._sources import read_image
-
-                return client.text(read_image(source).data, crop=crop, **options)
-            return client.text(source, crop=crop, **options)
+            # the core's one crop rule: upright pixels, also for URLs (it downloads them)
+            return client.text(_unquote(source), crop=crop, **options)
 
         if cell is not None:
             sources = [s.strip() for s in cell.splitlines()]
@@ -198,6 +211,10 @@ class MathpixMagics(Magics):
                 raise ValueError("%%mathpix: list one image path or URL per line in the cell.")
             return OcrResults([(s, ocr(s)) for s in sources])
         return ocr(args.source)
+
+
+# %mathpix? shows the options too (as IPython's magic_arguments would add them)
+MathpixMagics.mathpix.__doc__ = f"{MathpixMagics.mathpix.__doc__ or ''}\n{_PARSER.format_help()}"
 
 
 def _strip_semicolon(text: str) -> tuple[str, bool]:

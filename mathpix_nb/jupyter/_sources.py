@@ -34,10 +34,7 @@ class LoadedImage:
 def _bad(source: str, why: str) -> Exception:
     from .._exceptions import ImageError
 
-    try:
-        return ImageError(f"{why}", source=source)  # type: ignore[call-arg]
-    except TypeError:  # an ImageError without a source keyword
-        return ImageError(why)
+    return ImageError(why, source=source)
 
 
 def _fetch(url: str) -> bytes:

@@ -18,10 +18,13 @@ import base64
 import contextlib
 import json
 import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import traitlets
 
+from .._config import normalize_region
+from .._exceptions import ConfigurationError
 from .._images import clip_crop
 from .._mmd import result_mmd
 from ._clients import ClientPool
@@ -42,33 +45,30 @@ FORMATS: dict[str, str] = {
 }
 
 
-def describe_error(exc: BaseException, secrets: list[str] | tuple[str, ...] = ()) -> str:
-    """A plain-words sentence for the panel, with any known secret blanked out."""
+def describe_error(exc: BaseException, redact: Callable[[str], str] = str) -> str:
+    """A plain-words sentence for the panel; ``redact`` masks the clients' secrets."""
     from .. import _exceptions as e
 
     name = type(exc).__name__
     message = str(exc) or name
-    if isinstance(exc, getattr(e, "QuotaExceededError", ())):
+    if isinstance(exc, e.QuotaExceededError):
         text = f"Your Mathpix monthly quota is used up: {message}"
-    elif isinstance(exc, getattr(e, "RateLimitError", ())):
-        wait = getattr(exc, "retry_after", None)
+    elif isinstance(exc, e.RateLimitError):
+        wait = exc.retry_after
         text = "Too many requests right now; " + (
             f"try again in {wait:g} s." if wait else "wait a moment and try again."
         )
-    elif isinstance(exc, getattr(e, "AuthenticationError", ())):
+    elif isinstance(exc, e.AuthenticationError):
         text = f"Mathpix did not accept the credentials: {message}"
-    elif isinstance(exc, getattr(e, "OcrError", ())):
+    elif isinstance(exc, e.OcrError):
         text = f"Mathpix could not read this image: {message}"
-    elif isinstance(exc, getattr(e, "TransportError", ())):
+    elif isinstance(exc, e.TransportError):
         text = f"Could not reach the OCR server: {message}"
-    elif isinstance(exc, (getattr(e, "MathpixError", ()), ValueError)):
+    elif isinstance(exc, e.MathpixError | ValueError):
         text = message
     else:
         text = f"Something went wrong ({name}): {message}"
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+    return e.redact(redact(text))
 
 
 class CropPanel(MathpixWidget):
@@ -138,11 +138,15 @@ class CropPanel(MathpixWidget):
         self._pool: ClientPool | None = None
         self._last_error: BaseException | None = None
         self.formats = self._checked_formats(formats)
+        if region is not None and not isinstance(client, Mapping):
+            region = normalize_region(region)  # a wrong argument: say so at once
         try:
             self._pool = ClientPool(client, region=region)
+        except ConfigurationError as exc:  # e.g. no credentials and no offline engine: show it
+            self._fail(exc)
         except ValueError:
             raise  # a wrong argument: say so at once
-        except Exception as exc:  # e.g. no credentials and no offline engine: show it
+        except Exception as exc:
             self._fail(exc)
         if self._pool is not None:
             self.regions = self._pool.regions
@@ -271,8 +275,7 @@ class CropPanel(MathpixWidget):
 
     def _fail(self, exc: BaseException) -> None:
         self._last_error = exc
-        secrets = self._pool.secrets() if self._pool is not None else []
-        self.error = describe_error(exc, secrets)
+        self.error = describe_error(exc, self._pool.redact if self._pool is not None else str)
         self.status = "error"
         logger.info("panel error: %s", self.error)
 

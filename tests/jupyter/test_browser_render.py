@@ -243,7 +243,7 @@ def test_notebook7_renders_the_same(tmp_path: Path) -> None:
         page.locator(".mpx-view").first.screenshot(path=str(ARTIFACTS / "render_notebook7.png"))
 
 
-MARIMO_APP = f'''\
+MARIMO_APP = f"""\
 import marimo
 
 app = marimo.App()
@@ -278,7 +278,7 @@ def _(CropPanel, client, make_png):
 
 if __name__ == "__main__":
     app.run()
-'''
+"""
 
 
 @pytest.mark.timeout(240)

@@ -261,10 +261,12 @@ def test_python_api_load_ocr_result(client: Any, png_path: Path) -> None:
 def test_bad_options_fail_at_construction(client: Any) -> None:
     with pytest.raises(ValueError, match="Unknown format"):
         CropPanel(client=client, formats=["text", "pdf"])
-    with pytest.raises(ValueError, match="region='mars'"):
+    with pytest.raises(ValueError, match="Unknown Mathpix region 'mars'"):
         CropPanel(client=client, region="mars")
-    with pytest.raises(ValueError, match="region='mars' is not a Mathpix region"):
+    with pytest.raises(ValueError, match="Unknown Mathpix region 'mars'"):
         CropPanel(region="mars")
+    panel = CropPanel(client={"global": client, "eu": client}, region="eu")
+    assert panel.region == "eu"
 
 
 def test_lazy_export_from_the_package() -> None:
