@@ -41,7 +41,7 @@ from ._exceptions import (
     is_fatal,
 )
 from ._files_api import FileEntry, FilesJob, FileStatus, JobSubmission, verify_webhook
-from ._images import ImagePrep, PreparedImage, prepare_image
+from ._images import ImagePrep, PreparedImage, clip_crop, prepare_image
 from ._models import AppToken, LatexResult, OcrResult, PdfResult
 from ._options import (
     ClientOptions,
@@ -154,6 +154,7 @@ __all__ = [
     "TokenError",
     "TransportError",
     "__version__",
+    "clip_crop",
     "error_for",
     "error_info",
     "is_fatal",

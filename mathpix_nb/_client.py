@@ -23,7 +23,7 @@ from ._clock import Clock
 from ._config import Settings, resolve_settings
 from ._events import Observer
 from ._files_api import FileEntry, FilesApi, FilesJob, FileStatus, JobSubmission
-from ._images import ImagePrep
+from ._images import ImagePrep, prep_threads
 from ._models import AppToken, LatexResult, OcrResult, PdfResult
 from ._options import (
     ClientOptions,
@@ -684,9 +684,19 @@ class AsyncMathpix(_BaseMathpix):
         super().__init__(app_id, app_key, options)
         self._check_http_client(http_client)
         self._owns_http = http_client is None
+        self._limiter: anyio.CapacityLimiter | None = None
         self._http = http_client or httpx.AsyncClient(
             timeout=self.settings.timeout, limits=self.settings.limits
         )
+
+    def _compute_limiter(self) -> anyio.CapacityLimiter:
+        """Image preparation runs in worker threads, one per core (``prep_threads()``): Pillow
+        releases the GIL, so all cores work, and no more images are decoded at once than
+        there are cores to decode them (anyio's default pool would allow 40)."""
+        limiter = self._limiter
+        if limiter is None:
+            limiter = self._limiter = anyio.CapacityLimiter(prep_threads())
+        return limiter
 
     async def _fetch(self, step: Fetch) -> httpx.Response:
         response = await self._http.send(step.request, stream=True)
@@ -713,7 +723,9 @@ class AsyncMathpix(_BaseMathpix):
                     continue
                 if isinstance(step, Compute):
                     try:
-                        value = await anyio.to_thread.run_sync(step.func)
+                        value = await anyio.to_thread.run_sync(
+                            step.func, limiter=self._compute_limiter()
+                        )
                     except Exception as exc:
                         step = flow.throw(exc)
                     else:

@@ -25,7 +25,6 @@ import secrets
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -41,6 +40,8 @@ from ._exceptions import (
     TransportError,
     error_for,
 )
+from ._image_io import MAX_DOCUMENT_BYTES, read_input
+from ._images import describe_source
 from ._protocol import _MAYBE_ACCEPTED, ClientCore, Flow, Sleep
 
 __all__ = [
@@ -346,20 +347,17 @@ def _read_document(document: Any) -> tuple[bytes, str, str]:
     if isinstance(document, bytes | bytearray | memoryview):
         data = bytes(document)
         return data, "document.pdf", f"<{len(data)} bytes>"
-    if isinstance(document, str | os.PathLike):
-        path = Path(os.fspath(document)).expanduser()
-        if not path.is_file():
-            raise ImageError(
-                f"Document file not found: {os.fspath(document)}. Fix: check the path.",
-                source=os.fspath(document),
-            )
-        return path.read_bytes(), path.name, os.fspath(document)
-    if hasattr(document, "read"):
-        data = document.read()
-        if not isinstance(data, bytes):
-            raise ImageError("The file object must be opened in binary mode ('rb').")
-        name = os.path.basename(str(getattr(document, "name", "") or "")) or "document.pdf"
-        return data, name, name
+    if isinstance(document, str | os.PathLike) or hasattr(document, "read"):
+        # regular files only, bounded (1 GB, as v3/pdf), never blocking on FIFOs or devices
+        source = describe_source(document)
+        data, name = read_input(
+            document,
+            source,
+            max_bytes=MAX_DOCUMENT_BYTES,
+            what="document",
+            knob="a smaller document (v3/pdf accepts up to 1 GB)",
+        )
+        return data, name or "document.pdf", source
     raise ImageError(
         f"Unsupported document input of type {type(document).__name__}: pass a path, bytes or "
         "a binary file object (URLs and bucket URIs go to files_submit())."

@@ -22,7 +22,6 @@ import os
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any, TypeVar, Union
 
 import httpx
@@ -44,6 +43,8 @@ from ._exceptions import (
     error_for,
     redact,
 )
+from ._image_io import MAX_DOCUMENT_BYTES, read_input
+from ._image_pixels import check_crop
 from ._images import ImagePrep, PreparedImage, describe_source, is_remote, prepare_image, raw_image
 from ._models import AppToken, LatexResult, OcrResult, PdfResult
 from ._options import (
@@ -138,9 +139,6 @@ def prep_option(prepare: bool | ImagePrep | Mapping[str, Any] | None) -> ImagePr
     raise ConfigurationError(
         f"prepare must be True, False, an ImagePrep or a dict of its fields, got {prepare!r:.60}"
     )
-
-
-_LOSSLESS = ImagePrep(target_bytes=1 << 62, max_side=1 << 30, min_side=1 << 30, lossless=True)
 
 
 def _tag_list(tags: Iterable[str] | str | None) -> tuple[str, ...]:
@@ -560,10 +558,16 @@ class ClientCore:
         prep = self.prep if prepare is None else prep_option(prepare)
         prepared: PreparedImage
         if is_remote(image):
+            if crop is not None:  # a malformed crop fails before any download
+                check_crop(crop, describe_source(image))
             data = yield from self.fetch_image(image)
             remote = _named_bytes(data, describe_source(image))
             prepared = yield Compute(
-                lambda: prepare_image(remote, crop=crop, prep=prep or _LOSSLESS)
+                lambda: (
+                    prepare_image(remote, crop=crop, prep=prep)
+                    if prep is not None
+                    else raw_image(remote, crop=crop)
+                )
             )
         elif isinstance(image, PreparedImage):
             prepared = image
@@ -756,18 +760,17 @@ class ClientCore:
             return (lambda h: self._request("POST", "v3/pdf", h, json=body)), source
         if isinstance(path_or_url, bytes | bytearray):
             data, name, source = bytes(path_or_url), "document.pdf", f"<{len(path_or_url)} bytes>"
-        elif isinstance(path_or_url, str | os.PathLike):
-            file = Path(os.fspath(path_or_url)).expanduser()
-            source = os.fspath(path_or_url)
-            if not file.is_file():
-                raise ImageError(
-                    f"Document file not found: {source}. Fix: check the path.", source=source
-                )
-            data, name = file.read_bytes(), file.name
-        elif hasattr(path_or_url, "read"):
-            data = path_or_url.read()
-            name = os.path.basename(getattr(path_or_url, "name", "document.pdf") or "document.pdf")
-            source = name
+        elif isinstance(path_or_url, str | os.PathLike) or hasattr(path_or_url, "read"):
+            # regular files only, at most Mathpix's 1 GB, never blocking (FIFOs, devices)
+            source = describe_source(path_or_url)
+            data, filename = read_input(
+                path_or_url,
+                source,
+                max_bytes=MAX_DOCUMENT_BYTES,
+                what="document",
+                knob="a smaller document (Mathpix accepts up to 1 GB)",
+            )
+            name = filename or "document.pdf"
         else:
             raise ImageError(
                 f"Unsupported document input {describe_source(path_or_url)}: pass a path, bytes, "

@@ -24,6 +24,7 @@ EXPECTED_CORE = {
     "PreparedImage",
     "RateLimitError",
     "TransportError",
+    "clip_crop",
     "load_ipython_extension",
     "prepare_image",
 }

@@ -25,6 +25,7 @@ import traitlets
 
 from .._config import normalize_region
 from .._exceptions import ConfigurationError
+from .._images import clip_crop
 from .._mmd import result_mmd
 from ._clients import ClientPool
 from ._sources import LoadedImage, read_image, rotated
@@ -256,23 +257,19 @@ class CropPanel(MathpixWidget):
         self.crop = []
 
     def _crop_box(self) -> tuple[int, int, int, int] | None:
-        """The crop as (x, y, w, h), checked against the (rotated) image; None = whole image."""
+        """The crop as (x, y, w, h) in the (rotated) image, by the client's one crop rule
+        (``clip_crop``): a box partly outside is clipped, one entirely outside is refused;
+        None = the whole image."""
         if not self.crop:
             return None
-        if len(self.crop) != 4:
-            raise ValueError(f"crop={self.crop} must be [x, y, width, height] in pixels.")
-        x, y, w, h = (int(v) for v in self.crop)
         assert self._image is not None
         width, height = self._image.width, self._image.height
         if self.rotation in (90, 270):
             width, height = height, width
-        if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
-            raise ValueError(
-                f"The box {x},{y} {w}x{h} is outside the {width}x{height} image; draw it again."
-            )
-        if (x, y, w, h) == (0, 0, width, height):
+        box = clip_crop(self.crop, width, height, source=self._image.name)
+        if box == (0, 0, width, height):
             return None
-        return (x, y, w, h)
+        return box
 
     # -- internals --------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._core import Call, ServerState, envelope
-from ._engines import EngineError
+from ._engines import EngineError, opencv_format
 from ._store import StoredResult
 
 
@@ -218,6 +218,8 @@ def unsupported_format(image: bytes) -> EngineError | None:
         with Image.open(io.BytesIO(image)) as img:
             fmt = img.format or "unknown"
     except (UnidentifiedImageError, OSError, ValueError):
+        if opencv_format(image) is not None:
+            return None  # EXR, HDR, PFM, PAM: the engine decodes them with OpenCV (or says why)
         return EngineError("image_decode_error", "Cannot decode image data")
     if fmt not in SUPPORTED_FORMATS:
         return EngineError("image_decode_error", f"Unsupported image format {fmt}")

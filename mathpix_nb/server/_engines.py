@@ -67,14 +67,61 @@ class Engine(Protocol):
 
 
 def _open_image(data: bytes) -> Image.Image:
+    """Decode upload bytes: Pillow first, then OpenCV (``[opencv]`` extra) for what Pillow
+    cannot read (OpenEXR, Radiance HDR, PFM, PAM, float TIFF...), as Mathpix reads every
+    OpenCV format. Anything else is ``image_decode_error`` (naming the extra when it would
+    help)."""
+    size: tuple[int, int] | None = None
     try:
         image = Image.open(io.BytesIO(data))
+        size = image.size
         image.load()
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise EngineError(
-            "image_decode_error", f"Cannot decode image data ({exc.__class__.__name__})"
-        ) from exc
-    return image
+        return image
+    except Image.DecompressionBombError as exc:
+        raise EngineError("image_decode_error", "Image too large to decode") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+        failure: Exception = exc
+    decoded = _decode_with_opencv(data, size)
+    if decoded is not None:
+        return decoded
+    fmt = opencv_format(data)
+    hint = ""
+    if fmt is not None:
+        from .._image_cv import describe, missing_hint
+
+        hint = f"; {describe(fmt)} needs OpenCV: {missing_hint(fmt)}"
+    raise EngineError(
+        "image_decode_error", f"Cannot decode image data ({failure.__class__.__name__}){hint}"
+    ) from failure
+
+
+def opencv_format(data: bytes) -> str | None:
+    """The name of an OpenCV-only format (EXR, HDR, PFM, PAM) these bytes start with."""
+    from .._image_cv import sniff
+
+    return sniff(data)
+
+
+def _decode_with_opencv(data: bytes, size: tuple[int, int] | None) -> Image.Image | None:
+    """OpenCV's decode of ``data`` (8-bit, HDR tone-mapped), or None when OpenCV is missing or
+    cannot read it, or when the size (from Pillow's or our header parse; unknown sizes are
+    not decoded) is above Pillow's decompression-bomb limit."""
+    from .. import _image_cv as cv
+    from .._exceptions import ImageError
+
+    fmt = cv.sniff(data)
+    if not cv.opencv_reads(fmt):
+        return None
+    limit = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
+    if fmt is not None:
+        parsed = cv.header(data, fmt)
+        size = parsed[:2] if parsed else None
+    if size is None or size[0] * size[1] > limit:
+        return None
+    try:
+        return cv.decode(data, "upload", fmt)
+    except ImageError:
+        return None
 
 
 def _box(x: float, y: float, w: float, h: float) -> list[list[int]]:

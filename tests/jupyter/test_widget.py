@@ -159,14 +159,25 @@ def test_enter_or_button_without_an_image_says_what_to_do(
     assert panel.results == []
 
 
-def test_box_outside_the_image_is_refused_in_plain_words(
+def test_box_partly_outside_is_clipped_like_the_client_does(
     panel: CropPanel, browser: Browser
 ) -> None:
     panel.load(make_png(240, 160))
-    browser.set(crop=[200, 100, 100, 100])
+    browser.set(crop=[180, 60, 100, 100])
+    browser.send({"type": "ocr"})
+    assert panel.status == "done", panel.error
+    assert panel.history[-1]["crop"] == [180, 60, 60, 100]  # clip_crop: one rule everywhere
+    assert "60x100" in panel.result_mmd
+
+
+def test_box_entirely_outside_the_image_is_refused_in_plain_words(
+    panel: CropPanel, browser: Browser
+) -> None:
+    panel.load(make_png(240, 160))
+    browser.set(crop=[300, 200, 50, 50])
     browser.send({"type": "ocr"})
     assert panel.status == "error"
-    assert "outside the 240x160 image" in panel.error
+    assert "outside the upright image" in panel.error and "(240x160)" in panel.error
 
 
 def test_not_an_image_is_refused_in_plain_words(panel: CropPanel, browser: Browser) -> None:
@@ -279,8 +290,8 @@ def test_ocr_from_python_raises_the_real_error(panel: CropPanel) -> None:
     with pytest.raises(ValueError, match="Load an image first"):
         panel.ocr()
     panel.load(make_png(240, 160))
-    panel.crop = [0, 0, 999, 10]
-    with pytest.raises(ValueError, match="outside the 240x160 image"):
+    panel.crop = [250, 0, 999, 10]
+    with pytest.raises(ValueError, match=r"outside the upright image.*\(240x160\)"):
         panel.ocr()
 
 
