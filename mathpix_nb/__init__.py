@@ -12,8 +12,11 @@ import sys
 from typing import Any
 
 from . import _models
+from ._account import AppTokenInfo, OcrUsage, UsageRecord, UsageSummary
+from ._batch import BatchResult
 from ._client import AsyncMathpix, Mathpix
 from ._clock import Clock, FakeClock, SystemClock
+from ._conversions import ConversionResult
 from ._events import Event, Observer
 from ._exceptions import (
     APIError,
@@ -44,15 +47,20 @@ from ._files_api import FileEntry, FilesJob, FileStatus, JobSubmission, verify_w
 from ._images import ImagePrep, PreparedImage, clip_crop, prepare_image
 from ._models import AppToken, LatexResult, OcrResult, PdfResult
 from ._options import (
+    BatchOptions,
     ClientOptions,
+    ConversionOptions,
     DataOptions,
     LatexOptions,
     OcrResultsFilters,
     OptionError,
     PdfOptions,
+    PdfResultsFilters,
+    StrokesOptions,
     TextOptions,
 )
 from ._retry import RetryPolicy
+from ._strokes import AsyncStrokesSession, StrokesError, StrokesInput, StrokesSession
 from ._types import Crop, DocumentInput, ImageInput
 from ._version import __version__
 
@@ -106,12 +114,18 @@ def unload_ipython_extension(ipython: Any) -> None:
 __all__ = [
     "APIError",
     "AppToken",
+    "AppTokenInfo",
     "AsyncMathpix",
+    "AsyncStrokesSession",
     "AuthenticationError",
+    "BatchOptions",
+    "BatchResult",
     "ClientOptions",
     "Clock",
     "ConfigurationError",
     "ConflictError",
+    "ConversionOptions",
+    "ConversionResult",
     "Crop",
     "CropPanel",
     "DataOptions",
@@ -137,10 +151,12 @@ __all__ = [
     "OcrError",
     "OcrResult",
     "OcrResultsFilters",
+    "OcrUsage",
     "OptionError",
     "PdfError",
     "PdfOptions",
     "PdfResult",
+    "PdfResultsFilters",
     "PollTimeoutError",
     "PreparedImage",
     "QuotaExceededError",
@@ -148,11 +164,17 @@ __all__ = [
     "RequestTimeout",
     "RetryPolicy",
     "ServerError",
+    "StrokesError",
+    "StrokesInput",
+    "StrokesOptions",
+    "StrokesSession",
     "SubmissionUncertain",
     "SystemClock",
     "TextOptions",
     "TokenError",
     "TransportError",
+    "UsageRecord",
+    "UsageSummary",
     "__version__",
     "clip_crop",
     "error_for",

@@ -146,8 +146,11 @@ class Credentials:
             extensions={"timeout": timeout},
         )
 
-    def accept(self, response: httpx.Response, *, issued_at: float | None = None) -> AppToken:
-        """Parse a token answer (v3/app-tokens shape), cache and return it; raise on errors."""
+    def accept(
+        self, response: httpx.Response, *, issued_at: float | None = None, store: bool = True
+    ) -> AppToken:
+        """Parse a token answer (v3/app-tokens shape), cache it (unless ``store=False``: a
+        token for someone else, e.g. a strokes session) and return it; raise on errors."""
         s = self.settings
         where = (
             f"token endpoint {safe_url(s.token_url)}"
@@ -184,5 +187,6 @@ class Credentials:
                 "answer like Mathpix v3/app-tokens.",
                 status_code=response.status_code,
             ) from exc
-        self.store(token)
+        if store:
+            self.store(token)
         return token

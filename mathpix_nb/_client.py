@@ -10,33 +10,51 @@ a user's ``http_client`` (transport, proxies, event hooks), observers and clock 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import anyio
 import anyio.to_thread
 import httpx
 from typing_extensions import Unpack
 
+from ._account import (
+    AccountFlows,
+    AppTokenInfo,
+    DateLike,
+    GroupBy,
+    OcrUsage,
+    Timespan,
+    UsageSummary,
+)
+from ._batch import BatchFlows, BatchResult, OcrBehavior
 from ._clock import Clock
 from ._config import Settings, resolve_settings
+from ._conversions import ConversionResult, Converter
 from ._events import Observer
 from ._files_api import FileEntry, FilesApi, FilesJob, FileStatus, JobSubmission
 from ._images import ImagePrep, prep_threads
 from ._models import AppToken, LatexResult, OcrResult, PdfResult
 from ._options import (
+    BatchOptions,
     ClientOptions,
+    ConversionOptions,
+    ConverterResultsFilters,
     LatexOptions,
     OcrResultsFilters,
     OptionError,
     PdfOptions,
+    PdfResultsFilters,
+    StrokesOptions,
     TextOptions,
     check_keywords,
 )
+from ._outputs import bind_client
 from ._pdf_stream import MAX_ERROR_BODY_BYTES, PdfStreamReader
 from ._protocol import ClientCore, Compute, Fetch, Flow, ResponseTooLarge, Sleep
 from ._retry import RetryPolicy
+from ._strokes import AsyncStrokesSession, StrokesFlows, StrokesInput, StrokesSession, new_session
 from ._types import Crop, DocumentInput, ImageInput
 
 __all__ = ["AsyncMathpix", "Mathpix"]
@@ -227,7 +245,7 @@ class Mathpix(_BaseMathpix):
                 else:
                     step = flow.send(response)
         except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            return bind_client(stop.value, self)  # type: ignore[no-any-return]
         except BaseException:
             flow.close()  # cancelled or failed: let the flow clean up (e.g. a token fetch)
             raise
@@ -396,9 +414,21 @@ class Mathpix(_BaseMathpix):
         return pages()
 
     # -- tokens --------------------------------------------------------------------------
-    def app_token(self, expires: int = 300) -> AppToken:
-        """Mint a short-lived app token for a browser or another process (keys needed)."""
-        return self._run(self._core.app_token(expires))
+    def app_token(
+        self,
+        expires: int = 300,
+        *,
+        include_strokes_session_id: bool = False,
+        user_id: str | None = None,
+    ) -> AppToken:
+        """Mint a short-lived app token for a browser or another process (keys, the team
+        proxy, or a ``token_url``). ``include_strokes_session_id=True`` opens a live strokes
+        session with it (``.strokes_session_id``; at most 300 s)."""
+        return self._run(
+            self._core.app_token(
+                expires, include_strokes_session_id=include_strokes_session_id, user_id=user_id
+            )
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:
@@ -663,6 +693,251 @@ class Mathpix(_BaseMathpix):
         """Send one signed test notification: ``{"status", "response_code", "detail"}``."""
         return self._run(FilesApi(self._core).webhook_test(callback_url, callback_headers))
 
+    # -- conversions, usage, PDF history, app tokens, batch, strokes -------------------------
+    # Flows in _conversions.py, _account.py, _batch.py and _strokes.py (docs/client.md).
+    def convert(
+        self,
+        mmd: str,
+        formats: Iterable[str] | str = ("docx",),
+        *,
+        conversion_options: ConversionOptions | None = None,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+        errors: Literal["raise", "keep"] = "raise",
+        extra_options: Mapping[str, Any] | None = None,
+    ) -> ConversionResult:
+        """Convert Mathpix Markdown with ``v3/converter`` (``docx``, ``tex.zip``, ``pdf``,
+        ``latex.pdf``, ``html``, ``md``, ``pptx``, ...): submit, wait, download each format.
+        ``errors="keep"`` returns the formats that worked beside ``.errors``."""
+        return self._run(
+            Converter(self._core).convert(
+                mmd,
+                formats,
+                conversion_options=conversion_options,
+                extra_options=extra_options,
+                timeout=timeout,
+                poll_interval=poll_interval,
+                errors=errors,
+            )
+        )
+
+    def convert_submit(
+        self,
+        mmd: str,
+        formats: Iterable[str] | str = ("docx",),
+        *,
+        conversion_options: ConversionOptions | None = None,
+        extra_options: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Start a ``v3/converter`` job; its ``conversion_id``."""
+        return self._run(
+            Converter(self._core).submit(
+                mmd, formats, conversion_options=conversion_options, extra_options=extra_options
+            )
+        )
+
+    def convert_status(self, conversion_id: str) -> dict[str, Any]:
+        """``{"status", "conversion_status": {format: {"status", "error_info"?}}}``."""
+        return self._run(Converter(self._core).status(conversion_id))
+
+    def convert_download(self, conversion_id: str, ext: str) -> bytes:
+        """One finished format of a conversion (``mmd`` too); ``PdfError`` ``not_ready``
+        while it converts."""
+        return self._run(Converter(self._core).download(conversion_id, ext))
+
+    def convert_delete(self, conversion_id: str) -> dict[str, Any]:
+        """Delete a conversion's outputs at Mathpix; the final status with ``deleted_at``."""
+        return self._run(Converter(self._core).delete(conversion_id))
+
+    def converter_results(
+        self, *, per_page: int = 100, **filters: Unpack[ConverterResultsFilters]
+    ) -> Iterator[dict[str, Any]]:
+        """Iterate over past conversions (``v3/converter-results``), page after page."""
+        self._core.check_keys("converter_results()")
+        flows = AccountFlows(self._core)
+
+        def pages() -> Iterator[dict[str, Any]]:
+            for page in itertools.count(1):
+                items = self._run(flows.converter_results_page(filters, page, per_page))
+                yield from items
+                if len(items) < per_page:
+                    return
+
+        return pages()
+
+    def ocr_result(
+        self, request_id: str, *, timeout: float | None = None, poll_interval: float | None = None
+    ) -> OcrResult:
+        """Wait for the result of an async ``submit()`` (polls ``v3/ocr-results``)."""
+        return self._run(
+            AccountFlows(self._core).ocr_result(
+                request_id, timeout=timeout, poll_interval=poll_interval
+            )
+        )
+
+    def pdf_delete(self, pdf_id: str) -> dict[str, Any]:
+        """Permanently delete a PDF's outputs at Mathpix; its last status with ``deleted_at``."""
+        return self._run(AccountFlows(self._core).pdf_delete(pdf_id))
+
+    def pdf_results_page(
+        self, *, page: int = 1, per_page: int = 100, **filters: Unpack[PdfResultsFilters]
+    ) -> list[dict[str, Any]]:
+        """One page of ``v3/pdf-results`` (keys or proxy); a short page is the last."""
+        return self._run(AccountFlows(self._core).pdf_results_page(filters, page, per_page))
+
+    def pdf_results(
+        self, *, per_page: int = 100, **filters: Unpack[PdfResultsFilters]
+    ) -> Iterator[dict[str, Any]]:
+        """Iterate over past PDFs (``v3/pdf-results``: ``id``, ``status``, ``num_pages``...),
+        page after page; ``from_date``/``to_date``/``app_id``/``pdf_id`` filter."""
+        self._core.check_keys("pdf_results()")
+        flows = AccountFlows(self._core)
+
+        def pages() -> Iterator[dict[str, Any]]:
+            for page in itertools.count(1):
+                items = self._run(flows.pdf_results_page(filters, page, per_page))
+                yield from items
+                if len(items) < per_page:
+                    return
+
+        return pages()
+
+    def ocr_usage(
+        self,
+        *,
+        from_date: DateLike | None = None,
+        to_date: DateLike | None = None,
+        group_by: GroupBy | Sequence[GroupBy] | None = None,
+        timespan: Timespan | None = None,
+        app_id: str | None = None,
+        usage_type: str | None = None,
+        request_args_hash: str | None = None,
+        page: int = 1,
+        per_page: int = 100,
+    ) -> OcrUsage:
+        """``v3/ocr-usage``: request counts per usage type and time bucket."""
+        return self._run(
+            AccountFlows(self._core).ocr_usage(
+                from_date=from_date,
+                to_date=to_date,
+                group_by=group_by,
+                timespan=timespan,
+                app_id=app_id,
+                usage_type=usage_type,
+                request_args_hash=request_args_hash,
+                page=page,
+                per_page=per_page,
+            )
+        )
+
+    def usage_summary(self, from_date: DateLike, to_date: DateLike | None = None) -> UsageSummary:
+        """How many images, PDF pages and strokes requests ``[from_date, to_date)`` cost
+        (``from_date``: a datetime, ISO string or epoch seconds, e.g. a run's start)."""
+        return self._run(AccountFlows(self._core).usage_summary(from_date, to_date))
+
+    def app_token_get(self, token: str | AppToken) -> AppTokenInfo:
+        """Who an app token belongs to and when it expires; ``TokenError`` if unknown."""
+        return self._run(AccountFlows(self._core).app_token_get(token))
+
+    def app_token_delete(self, token: str | AppToken) -> AppTokenInfo:
+        """Revoke an app token now (e.g. when a browser session ends)."""
+        return self._run(AccountFlows(self._core).app_token_delete(token))
+
+    def batch(
+        self,
+        urls: Mapping[str, str | Mapping[str, Any]] | Sequence[str | Mapping[str, Any]],
+        *,
+        ocr_behavior: OcrBehavior = "text",
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+        extra_options: Mapping[str, Any] | None = None,
+        **options: Unpack[BatchOptions],
+    ) -> BatchResult:
+        """OCR many image URLs with one ``v3/batch`` request and wait for every key: results
+        per key, and per-key errors in ``.errors``. Not for latency-sensitive work."""
+        return self._run(
+            BatchFlows(self._core).batch(
+                urls,
+                ocr_behavior=ocr_behavior,
+                timeout=timeout,
+                poll_interval=poll_interval,
+                options=options,
+                extra_options=extra_options,
+            )
+        )
+
+    def batch_submit(
+        self,
+        urls: Mapping[str, str | Mapping[str, Any]] | Sequence[str | Mapping[str, Any]],
+        *,
+        ocr_behavior: OcrBehavior = "text",
+        extra_options: Mapping[str, Any] | None = None,
+        **options: Unpack[BatchOptions],
+    ) -> str:
+        """Start a ``v3/batch``; its ``batch_id``."""
+        return self._run(
+            BatchFlows(self._core).submit(
+                urls, ocr_behavior=ocr_behavior, options=options, extra_options=extra_options
+            )
+        )
+
+    def batch_status(
+        self, batch_id: str | int, *, ocr_behavior: OcrBehavior | None = None
+    ) -> BatchResult:
+        """The results of a batch so far (``.pending`` keys have none yet)."""
+        return self._run(BatchFlows(self._core).status(batch_id, ocr_behavior=ocr_behavior))
+
+    def batch_wait(
+        self,
+        batch_id: str | int,
+        *,
+        ocr_behavior: OcrBehavior | None = None,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+    ) -> BatchResult:
+        """Poll a batch until every key has a result or an error (default 10 minutes)."""
+        return self._run(
+            BatchFlows(self._core).wait(
+                batch_id, ocr_behavior=ocr_behavior, timeout=timeout, poll_interval=poll_interval
+            )
+        )
+
+    def strokes(
+        self,
+        strokes: StrokesInput,
+        *,
+        strokes_session_id: str | None = None,
+        extra_options: Mapping[str, Any] | None = None,
+        **options: Unpack[StrokesOptions],
+    ) -> OcrResult:
+        """Read handwriting from pen strokes (``v3/strokes``): a list of strokes, each a list
+        of (x, y) points, or the API's ``{"x": [[...]], "y": [[...]]}``. Keys, app tokens and
+        the team proxy work; for live results while writing, see :meth:`strokes_session`."""
+        return self._run(
+            StrokesFlows(self._core).strokes(
+                strokes,
+                options=options,
+                extra_options=extra_options,
+                strokes_session_id=strokes_session_id,
+            )
+        )
+
+    def strokes_session(
+        self,
+        *,
+        expires: int = 300,
+        token: AppToken | None = None,
+        extra_options: Mapping[str, Any] | None = None,
+        **options: Unpack[StrokesOptions],
+    ) -> StrokesSession:
+        """A live strokes session: ``session.add(new_strokes)`` reads the whole drawing so far.
+        It mints its own session token (keys, proxy or token_url; or pass ``token=``) and
+        renews it before it expires (sessions last at most 300 s)."""
+        state = new_session(
+            self._core, expires=expires, token=token, options=options, extra_options=extra_options
+        )
+        return StrokesSession(self, state)
+
 
 class AsyncMathpix(_BaseMathpix):
     """Asynchronous Mathpix client: the same methods as ``Mathpix``, awaited.
@@ -741,7 +1016,7 @@ class AsyncMathpix(_BaseMathpix):
                 else:
                     step = flow.send(response)
         except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            return bind_client(stop.value, self)  # type: ignore[no-any-return]
         except BaseException:
             flow.close()  # cancelled or failed: let the flow clean up (e.g. a token fetch)
             raise
@@ -895,9 +1170,19 @@ class AsyncMathpix(_BaseMathpix):
 
         return pages()
 
-    async def app_token(self, expires: int = 300) -> AppToken:
-        """Mint a short-lived app token for a browser or another process (keys needed)."""
-        return await self._run(self._core.app_token(expires))
+    async def app_token(
+        self,
+        expires: int = 300,
+        *,
+        include_strokes_session_id: bool = False,
+        user_id: str | None = None,
+    ) -> AppToken:
+        """Mint a short-lived app token; see :meth:`Mathpix.app_token`."""
+        return await self._run(
+            self._core.app_token(
+                expires, include_strokes_session_id=include_strokes_session_id, user_id=user_id
+            )
+        )
 
     async def aclose(self) -> None:
         if self._owns_http:
@@ -1163,3 +1448,250 @@ class AsyncMathpix(_BaseMathpix):
     ) -> dict[str, Any]:
         """Send one signed test notification: ``{"status", "response_code", "detail"}``."""
         return await self._run(FilesApi(self._core).webhook_test(callback_url, callback_headers))
+
+    # -- conversions, usage, PDF history, app tokens, batch, strokes -------------------------
+    # Flows in _conversions.py, _account.py, _batch.py and _strokes.py (docs/client.md).
+    async def convert(
+        self,
+        mmd: str,
+        formats: Iterable[str] | str = ("docx",),
+        *,
+        conversion_options: ConversionOptions | None = None,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+        errors: Literal["raise", "keep"] = "raise",
+        extra_options: Mapping[str, Any] | None = None,
+    ) -> ConversionResult:
+        """Convert Mathpix Markdown with ``v3/converter`` (``docx``, ``tex.zip``, ``pdf``,
+        ``latex.pdf``, ``html``, ``md``, ``pptx``, ...): submit, wait, download each format.
+        ``errors="keep"`` returns the formats that worked beside ``.errors``."""
+        return await self._run(
+            Converter(self._core).convert(
+                mmd,
+                formats,
+                conversion_options=conversion_options,
+                extra_options=extra_options,
+                timeout=timeout,
+                poll_interval=poll_interval,
+                errors=errors,
+            )
+        )
+
+    async def convert_submit(
+        self,
+        mmd: str,
+        formats: Iterable[str] | str = ("docx",),
+        *,
+        conversion_options: ConversionOptions | None = None,
+        extra_options: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Start a ``v3/converter`` job; its ``conversion_id``."""
+        return await self._run(
+            Converter(self._core).submit(
+                mmd, formats, conversion_options=conversion_options, extra_options=extra_options
+            )
+        )
+
+    async def convert_status(self, conversion_id: str) -> dict[str, Any]:
+        """``{"status", "conversion_status": {format: {"status", "error_info"?}}}``."""
+        return await self._run(Converter(self._core).status(conversion_id))
+
+    async def convert_download(self, conversion_id: str, ext: str) -> bytes:
+        """One finished format of a conversion (``mmd`` too); ``PdfError`` ``not_ready``
+        while it converts."""
+        return await self._run(Converter(self._core).download(conversion_id, ext))
+
+    async def convert_delete(self, conversion_id: str) -> dict[str, Any]:
+        """Delete a conversion's outputs at Mathpix; the final status with ``deleted_at``."""
+        return await self._run(Converter(self._core).delete(conversion_id))
+
+    def converter_results(
+        self, *, per_page: int = 100, **filters: Unpack[ConverterResultsFilters]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Iterate (``async for``) over past conversions (``v3/converter-results``)."""
+        self._core.check_keys("converter_results()")
+        flows = AccountFlows(self._core)
+
+        async def pages() -> AsyncIterator[dict[str, Any]]:
+            for page in itertools.count(1):
+                items = await self._run(flows.converter_results_page(filters, page, per_page))
+                for item in items:
+                    yield item
+                if len(items) < per_page:
+                    return
+
+        return pages()
+
+    async def ocr_result(
+        self, request_id: str, *, timeout: float | None = None, poll_interval: float | None = None
+    ) -> OcrResult:
+        """Wait for the result of an async ``submit()`` (polls ``v3/ocr-results``)."""
+        return await self._run(
+            AccountFlows(self._core).ocr_result(
+                request_id, timeout=timeout, poll_interval=poll_interval
+            )
+        )
+
+    async def pdf_delete(self, pdf_id: str) -> dict[str, Any]:
+        """Permanently delete a PDF's outputs at Mathpix; its last status with ``deleted_at``."""
+        return await self._run(AccountFlows(self._core).pdf_delete(pdf_id))
+
+    async def pdf_results_page(
+        self, *, page: int = 1, per_page: int = 100, **filters: Unpack[PdfResultsFilters]
+    ) -> list[dict[str, Any]]:
+        """One page of ``v3/pdf-results`` (keys or proxy); a short page is the last."""
+        return await self._run(AccountFlows(self._core).pdf_results_page(filters, page, per_page))
+
+    def pdf_results(
+        self, *, per_page: int = 100, **filters: Unpack[PdfResultsFilters]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Iterate (``async for``) over past PDFs (``v3/pdf-results``), page after page."""
+        self._core.check_keys("pdf_results()")
+        flows = AccountFlows(self._core)
+
+        async def pages() -> AsyncIterator[dict[str, Any]]:
+            for page in itertools.count(1):
+                items = await self._run(flows.pdf_results_page(filters, page, per_page))
+                for item in items:
+                    yield item
+                if len(items) < per_page:
+                    return
+
+        return pages()
+
+    async def ocr_usage(
+        self,
+        *,
+        from_date: DateLike | None = None,
+        to_date: DateLike | None = None,
+        group_by: GroupBy | Sequence[GroupBy] | None = None,
+        timespan: Timespan | None = None,
+        app_id: str | None = None,
+        usage_type: str | None = None,
+        request_args_hash: str | None = None,
+        page: int = 1,
+        per_page: int = 100,
+    ) -> OcrUsage:
+        """``v3/ocr-usage``: request counts per usage type and time bucket."""
+        return await self._run(
+            AccountFlows(self._core).ocr_usage(
+                from_date=from_date,
+                to_date=to_date,
+                group_by=group_by,
+                timespan=timespan,
+                app_id=app_id,
+                usage_type=usage_type,
+                request_args_hash=request_args_hash,
+                page=page,
+                per_page=per_page,
+            )
+        )
+
+    async def usage_summary(
+        self, from_date: DateLike, to_date: DateLike | None = None
+    ) -> UsageSummary:
+        """How many images, PDF pages and strokes requests ``[from_date, to_date)`` cost
+        (``from_date``: a datetime, ISO string or epoch seconds, e.g. a run's start)."""
+        return await self._run(AccountFlows(self._core).usage_summary(from_date, to_date))
+
+    async def app_token_get(self, token: str | AppToken) -> AppTokenInfo:
+        """Who an app token belongs to and when it expires; ``TokenError`` if unknown."""
+        return await self._run(AccountFlows(self._core).app_token_get(token))
+
+    async def app_token_delete(self, token: str | AppToken) -> AppTokenInfo:
+        """Revoke an app token now (e.g. when a browser session ends)."""
+        return await self._run(AccountFlows(self._core).app_token_delete(token))
+
+    async def batch(
+        self,
+        urls: Mapping[str, str | Mapping[str, Any]] | Sequence[str | Mapping[str, Any]],
+        *,
+        ocr_behavior: OcrBehavior = "text",
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+        extra_options: Mapping[str, Any] | None = None,
+        **options: Unpack[BatchOptions],
+    ) -> BatchResult:
+        """OCR many image URLs with one ``v3/batch`` request and wait for every key: results
+        per key, and per-key errors in ``.errors``. Not for latency-sensitive work."""
+        return await self._run(
+            BatchFlows(self._core).batch(
+                urls,
+                ocr_behavior=ocr_behavior,
+                timeout=timeout,
+                poll_interval=poll_interval,
+                options=options,
+                extra_options=extra_options,
+            )
+        )
+
+    async def batch_submit(
+        self,
+        urls: Mapping[str, str | Mapping[str, Any]] | Sequence[str | Mapping[str, Any]],
+        *,
+        ocr_behavior: OcrBehavior = "text",
+        extra_options: Mapping[str, Any] | None = None,
+        **options: Unpack[BatchOptions],
+    ) -> str:
+        """Start a ``v3/batch``; its ``batch_id``."""
+        return await self._run(
+            BatchFlows(self._core).submit(
+                urls, ocr_behavior=ocr_behavior, options=options, extra_options=extra_options
+            )
+        )
+
+    async def batch_status(
+        self, batch_id: str | int, *, ocr_behavior: OcrBehavior | None = None
+    ) -> BatchResult:
+        """The results of a batch so far (``.pending`` keys have none yet)."""
+        return await self._run(BatchFlows(self._core).status(batch_id, ocr_behavior=ocr_behavior))
+
+    async def batch_wait(
+        self,
+        batch_id: str | int,
+        *,
+        ocr_behavior: OcrBehavior | None = None,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+    ) -> BatchResult:
+        """Poll a batch until every key has a result or an error (default 10 minutes)."""
+        return await self._run(
+            BatchFlows(self._core).wait(
+                batch_id, ocr_behavior=ocr_behavior, timeout=timeout, poll_interval=poll_interval
+            )
+        )
+
+    async def strokes(
+        self,
+        strokes: StrokesInput,
+        *,
+        strokes_session_id: str | None = None,
+        extra_options: Mapping[str, Any] | None = None,
+        **options: Unpack[StrokesOptions],
+    ) -> OcrResult:
+        """Read handwriting from pen strokes (``v3/strokes``): a list of strokes, each a list
+        of (x, y) points, or the API's ``{"x": [[...]], "y": [[...]]}``. Keys, app tokens and
+        the team proxy work; for live results while writing, see :meth:`strokes_session`."""
+        return await self._run(
+            StrokesFlows(self._core).strokes(
+                strokes,
+                options=options,
+                extra_options=extra_options,
+                strokes_session_id=strokes_session_id,
+            )
+        )
+
+    def strokes_session(
+        self,
+        *,
+        expires: int = 300,
+        token: AppToken | None = None,
+        extra_options: Mapping[str, Any] | None = None,
+        **options: Unpack[StrokesOptions],
+    ) -> AsyncStrokesSession:
+        """A live strokes session (``await session.add(new_strokes)``); see
+        :meth:`Mathpix.strokes_session`."""
+        state = new_session(
+            self._core, expires=expires, token=token, options=options, extra_options=extra_options
+        )
+        return AsyncStrokesSession(self, state)

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._mmd import MATH
+from ._outputs import ConvertibleResult
+
+__all__ = ["AppToken", "LatexResult", "OcrResult", "PdfResult", "to_markdown"]
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -125,11 +128,12 @@ _NO_TEXT = "*(no text recognised)*"
 
 
 @dataclass(frozen=True, repr=False)
-class OcrResult:
+class OcrResult(ConvertibleResult):
     """The answer of ``v3/text`` for one image.
 
     ``text`` is Mathpix Markdown (math in ``\\( \\)``/``\\[ \\]``); ``markdown()`` converts it
-    for Jupyter; ``raw`` is the whole JSON answer.
+    for Jupyter; ``raw`` is the whole JSON answer; ``to_docx(path)``, ``to_pdf``... write it as a
+    document (see :class:`~mathpix_nb._outputs.ConvertibleResult`).
     """
 
     raw: dict[str, Any] = field(default_factory=dict)
@@ -278,7 +282,7 @@ class LatexResult:
 
 
 @dataclass(frozen=True, repr=False)
-class PdfResult:
+class PdfResult(ConvertibleResult):
     """A finished ``v3/pdf`` conversion: the status answer plus the downloaded outputs."""
 
     pdf_id: str

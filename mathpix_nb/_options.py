@@ -29,14 +29,23 @@ from ._images import ImagePrep
 from ._retry import RetryPolicy
 
 __all__ = [
+    "BatchOptions",
     "ClientOptions",
+    "ConversionOptions",
+    "ConverterResultsFilters",
     "DataOptions",
+    "DocxConversionOptions",
     "LatexOptions",
+    "MdConversionOptions",
     "OcrResultsFilters",
     "OptionError",
+    "PdfConversionOptions",
     "PdfOptions",
+    "PdfResultsFilters",
     "RegionBox",
+    "StrokesOptions",
     "TextOptions",
+    "check_conversion_options",
     "check_keywords",
     "check_options",
     "suggest",
@@ -398,3 +407,180 @@ def merge_extra(
             raise OptionError(f"{what}: extra_options keys must be strings, got {name!r}.")
         _json_ready(name, value)
     return {**options, **extra}
+
+
+# -- options of the other endpoints (v3/strokes, v3/batch, v3/converter, listings) -------------
+
+
+class StrokesOptions(TextOptions, total=False):
+    """Options of ``v3/strokes`` (digital ink): the same as ``v3/text`` (Mathpix's docs: "all
+    other request params from v3/text are supported")."""
+
+
+class BatchOptions(TextOptions, total=False):
+    """Options of ``v3/batch`` for every URL: those of ``v3/text`` with
+    ``ocr_behavior="text"``, those of ``v3/latex`` with ``ocr_behavior="latex"`` (each call
+    checks the set that applies)."""
+
+    ocr: Sequence[str]
+    format_options: Mapping[str, Any]
+    skip_recrop: bool
+    beam_size: int
+    n_best: int
+
+
+class PdfResultsFilters(TypedDict, total=False):
+    """Query filters of ``v3/pdf-results`` (dates: ISO strings, ``datetime`` or ``date``)."""
+
+    from_date: Any
+    to_date: Any
+    app_id: str
+    pdf_id: str
+
+
+class ConverterResultsFilters(TypedDict, total=False):
+    """Query filters of ``v3/converter-results`` (past conversions; in mpxpy, not the docs)."""
+
+    from_date: Any
+    to_date: Any
+    app_id: str
+
+
+# Conversion options (``conversion_options`` of v3/converter and v3/pdf), per format, as the
+# docs' "Conversion Options" list them. The docs' own examples send numbers and booleans as
+# strings ("28", "true"), so both are accepted.
+class DocxMargins(TypedDict, total=False):
+    """Page margins of a docx, in twips (1/20 point)."""
+
+    top: int | str
+    right: int | str
+    bottom: int | str
+    left: int | str
+    gutter: int | str
+
+
+class DocxConversionOptions(TypedDict, total=False):
+    font: str
+    fontSize: int | str  # half-points (22 = 11 pt)
+    language: str
+    orientation: Literal["portrait", "landscape"]
+    margins: DocxMargins
+    htmlTags: bool | str
+
+
+class TexConversionOptions(TypedDict, total=False):
+    """``tex.zip`` (and ``latex.pdf`` takes ``font``, ``fontSize``, ``htmlTags`` of it)."""
+
+    fontSize: str
+    font: str
+    imagesFolder: str
+    load_external_fonts: bool | str
+    htmlTags: bool | str
+
+
+class LatexPdfConversionOptions(TypedDict, total=False):
+    fontSize: int | str
+    font: str
+    htmlTags: bool | str
+
+
+class HtmlConversionOptions(TypedDict, total=False):
+    """``html`` and ``html.zip``."""
+
+    htmlTags: bool | str
+
+
+class MdConversionOptions(TypedDict, total=False):
+    """``md`` and ``md.zip``."""
+
+    math_inline_delimiters: Sequence[str]
+    math_display_delimiters: Sequence[str]
+    escape_ampersand: bool | str
+    escape_dollar: bool | str
+    escape_hash: bool | str
+    escape_percent: bool | str
+    htmlTags: bool | str
+
+
+class PdfConversionOptions(TypedDict, total=False):
+    """``pdf`` (rendered from HTML)."""
+
+    fontSize: int | str
+    text_color: str
+    background_color: str
+    disable_footer: bool | str
+    margin: int | str
+    custom_css: str
+    footnote_compact_refs: bool | str
+    resource_load_timeout_sec: float | str
+    htmlTags: bool | str
+
+
+class PptxConversionOptions(TypedDict, total=False):
+    fontSize: int | str
+    text_color: str
+    background_color: str
+    margin: int | str
+    custom_css: str
+    footnote_compact_refs: bool | str
+    htmlTags: bool | str
+
+
+ConversionOptions = TypedDict(
+    "ConversionOptions",
+    {
+        "docx": DocxConversionOptions,
+        "tex.zip": TexConversionOptions,
+        "latex.pdf": LatexPdfConversionOptions,
+        "html": HtmlConversionOptions,
+        "html.zip": HtmlConversionOptions,
+        "md": MdConversionOptions,
+        "md.zip": MdConversionOptions,
+        "pdf": PdfConversionOptions,
+        "pptx": PptxConversionOptions,
+    },
+    total=False,
+)
+"""``conversion_options`` keyed by output format (each key must be a requested format)."""
+
+
+def check_conversion_options(
+    options: Mapping[str, Any] | None, formats: Iterable[str], *, what: str
+) -> dict[str, Any]:
+    """Validate ``conversion_options`` against :data:`ConversionOptions`: each key a
+    requested format that takes options, each inner name known (typos get the near name),
+    each value of the documented type. Returns a plain dict (JSON-ready)."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise OptionError(
+            f"{what}: conversion_options must be a dict keyed by format, e.g. "
+            '{"docx": {"font": "Arial"}}, got ' + f"{type(options).__name__}."
+        )
+    by_format = _hints(ConversionOptions)
+    wanted = list(formats)
+    out: dict[str, Any] = {}
+    for fmt, inner in options.items():
+        if fmt not in by_format:
+            raise OptionError(
+                f"{what}: conversion_options has no settings for {fmt!r}."
+                f"{suggest(str(fmt), by_format)} Formats with options: {', '.join(by_format)}."
+            )
+        if fmt not in wanted:
+            raise OptionError(
+                f"{what}: conversion_options[{fmt!r}] is for a format not requested. Fix: add "
+                f"{fmt!r} to formats, or drop its options (requested: {', '.join(wanted)})."
+            )
+        where = f"{what}: conversion_options[{fmt!r}]"
+        if not isinstance(inner, Mapping):
+            raise OptionError(f"{where} must be a dict of settings, got {type(inner).__name__}.")
+        hints = _hints(by_format[fmt])
+        for name in inner:
+            if name not in hints:
+                raise OptionError(
+                    f"{where} has no setting {name!r}.{suggest(str(name), hints)} Known: "
+                    f"{', '.join(hints)}. Settings newer than this release: pass the whole "
+                    "dict as extra_options={'conversion_options': {...}}."
+                )
+        out[fmt] = check_options(by_format[fmt], inner, what=where)
+    return out

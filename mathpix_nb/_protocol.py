@@ -348,7 +348,7 @@ class ClientCore:
             request = build()
             response: httpx.Response | None = None
             failure: Exception | None = None
-            path = request.url.path
+            path = redact(request.url.path)  # v3/app-tokens/{token} carries a token
             self.emit(Event("request", method=request.method, path=path, attempt=attempt))
             try:
                 response = yield request
@@ -711,18 +711,55 @@ class ClientCore:
         self.credentials.key_headers(what)
 
     # -- app tokens ------------------------------------------------------------------------
-    def app_token(self, expires: int = 300) -> Flow[AppToken]:
+    def app_token(
+        self,
+        expires: int = 300,
+        *,
+        include_strokes_session_id: bool = False,
+        user_id: str | None = None,
+    ) -> Flow[AppToken]:
+        """Mint an app token (keys, the team proxy, or from ``token_url``).
+
+        ``include_strokes_session_id`` opens a live strokes session with it (``expires`` at
+        most 300 s); ``user_id`` tags the token (mpxpy sends it; not in the public docs).
+        """
+        if isinstance(expires, bool) or not isinstance(expires, int) or expires < 1:
+            raise ConfigurationError(f"app_token(): expires must be whole seconds, got {expires!r}")
+        if include_strokes_session_id and expires > 300:
+            raise ConfigurationError(
+                f"app_token(): a token with a strokes session lives at most 300 s, got "
+                f"expires={expires}."
+            )
+        if user_id is not None and (not isinstance(user_id, str) or not user_id):
+            raise ConfigurationError("app_token(): user_id must be a non-empty string")
+        payload: dict[str, Any] = {"expires": int(expires)}
+        if include_strokes_session_id:
+            payload["include_strokes_session_id"] = True
+        if user_id is not None:
+            payload["user_id"] = user_id
         creds = self.credentials
         if not self.settings.has_keys and creds.kind == "url":
             issued = self.clock.time()
-            response = yield from self.send(lambda: creds.mint_request(self.timeout, USER_AGENT))
-            return creds.accept(response, issued_at=issued)
+            if len(payload) == 1:  # a plain token: the client's own (cached) kind
+                response = yield from self.send(
+                    lambda: creds.mint_request(self.timeout, USER_AGENT)
+                )
+                return creds.accept(response, issued_at=issued)
+            s = self.settings
+            response = yield from self.send(
+                lambda: httpx.Request(
+                    "POST",
+                    s.token_url or "",
+                    headers={**s.auth_headers(s.token_auth), "user-agent": USER_AGENT},
+                    json=payload,
+                    extensions={"timeout": self.timeout},
+                )
+            )
+            return creds.accept(response, issued_at=issued, store=False)
         headers = creds.key_headers("app_token()")
         issued = self.clock.time()
         body = yield from self.call(
-            lambda h: self._request(
-                "POST", "v3/app-tokens", {**headers, **h}, json={"expires": int(expires)}
-            ),
+            lambda h: self._request("POST", "v3/app-tokens", {**headers, **h}, json=payload),
             needs_keys="app_token()",
             source="v3/app-tokens",
         )

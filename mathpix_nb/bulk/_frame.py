@@ -63,7 +63,7 @@ def _column(df: pd.DataFrame, column: Any) -> pd.Series:
             f"{list(df.columns)[:20]}); pass the name of the column holding image "
             "paths or URLs"
         )
-    series = df[column]
+    series: pd.Series[Any] = df[column]
     if getattr(series, "ndim", 1) != 1:
         raise ValueError(
             f"column name {column!r} is duplicated in the DataFrame; rename the "
