@@ -97,6 +97,14 @@ def _float_or_nan(value: Any) -> float:
         return math.nan
 
 
+def _may_hold_images(column: Any) -> bool:
+    """Text or object cells (paths, URLs, bytes, PIL images), not numbers or dates."""
+    import pandas as pd
+
+    dtype = column.dtype
+    return bool(pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype))
+
+
 def _error_id(error: str | None) -> str:
     if not error:
         return ""
@@ -352,7 +360,7 @@ class Review(MathpixWidget):
             for c in df.columns
             if c not in ours
             and not (prefix and str(c).startswith(prefix))
-            and df[c].dtype == object
+            and _may_hold_images(df[c])
         ]
         named = [c for c in others if str(c).lower() in _IMAGE_NAMES]
         if len(named) == 1:
