@@ -403,7 +403,8 @@ function render({ model, el: host }) {
     spacer.style.height = `${n * ROW_H}px`;
     empty.hidden = n > 0;
     const [first, last] = visibleRange();
-    ask(first, last);
+    // Ask for the rows in view and half a page on each side, so scrolling finds them here.
+    ask(Math.max(0, first - PAGE / 2), Math.min(n, last + PAGE / 2));
     for (const [pos, node] of nodes) {
       if (pos < first || pos >= last) {
         node.remove();
@@ -545,6 +546,17 @@ function render({ model, el: host }) {
     boxNode.style.top = `${(crop[1] / h) * 100}%`;
     boxNode.style.width = `${(crop[2] / w) * 100}%`;
     boxNode.style.height = `${(crop[3] / h) * 100}%`;
+  }
+
+  // The large image fills the pane's width (small snips up to 4x), at most 420 px high.
+  function fitBig() {
+    const w = big.naturalWidth || imgSize[0];
+    const h = big.naturalHeight || imgSize[1];
+    if (!w || !h) return;
+    const avail = Math.max(120, detail.clientWidth - 14);
+    const scale = Math.min(avail / w, 420 / h, 4);
+    big.style.width = `${Math.max(1, Math.round(w * scale))}px`;
+    big.style.height = `${Math.max(1, Math.round(h * scale))}px`;
   }
 
   let previewTimer = 0;
@@ -800,6 +812,7 @@ function render({ model, el: host }) {
       bigUrl = URL.createObjectURL(new Blob([bytesOf(buffers[0])], { type: msg.mime || "image/png" }));
       imgSize = [msg.width || 0, msg.height || 0];
       big.onload = () => {
+        fitBig();
         stage.dataset.loaded = "true";
         drawBox();
       };
@@ -823,6 +836,9 @@ function render({ model, el: host }) {
       editor.value = msg.text || "";
       drawPreview();
       const c = msg.confidence === null || msg.confidence === undefined ? "—" : msg.confidence.toFixed(3);
+      if (msg.crop && msg.crop.length) {
+        dNote.textContent = `read again with the box ${msg.crop[2]}×${msg.crop[3]} at (${msg.crop[0]}, ${msg.crop[1]})`;
+      }
       dStatus.textContent = `Read again: confidence ${c}` + (msg.request_id ? `, request ${msg.request_id}` : "") + (msg.cached ? " (from the journal, not paid again)" : "") + ". Saved as the fix.";
       setCropText(msg.crop);
     }
