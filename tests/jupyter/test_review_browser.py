@@ -94,9 +94,9 @@ EXEC = """async (code) => {
 
 
 @contextmanager
-def _lab(tmp_path: Path) -> Iterator[str]:
-    """JupyterLab on loopback with hermetic config and one notebook cell: ``review``."""
-    for module in ("playwright", "jupyterlab"):
+def _lab(tmp_path: Path, app: str = "jupyterlab") -> Iterator[str]:
+    """JupyterLab (or Notebook 7) on loopback, hermetic, one notebook cell: ``review``."""
+    for module in ("playwright", app):
         try:
             __import__(module)
         except ImportError:
@@ -127,17 +127,19 @@ def _lab(tmp_path: Path) -> Iterator[str]:
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
     }
     port = _free_port()
+    expose = "LabApp" if app == "jupyterlab" else "JupyterNotebookApp"
     log = (tmp_path / "server.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
+        [sys.executable, "-m", app, "--no-browser", "--allow-root", "--ip=127.0.0.1",
          f"--port={port}", f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
-         "--LabApp.expose_app_in_browser=True"],
+         f"--{expose}.expose_app_in_browser=True"],
         env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_http(f"{base}/api/status?token={TOKEN}", proc, tmp_path / "server.log")
-        yield f"{base}/lab/tree/review.ipynb?token={TOKEN}"
+        where = "lab/tree" if app == "jupyterlab" else "notebooks"
+        yield f"{base}/{where}/review.ipynb?token={TOKEN}"
     finally:
         _stop(proc)
         log.close()
@@ -406,3 +408,138 @@ def test_review_10000_rows_first_paint_and_memory(tmp_path: Path) -> None:
         assert in_dom < 30
         assert bench["cell_to_math_drawn_s"] < 15
         assert scrolled["heap_mb"] - before["heap_mb"] < 150
+
+
+SETUP_SMALL = SETUP_500.replace("500, blank=(3, 7, 11)", "40, blank=(3,)")
+
+
+def _deep(check: str) -> str:
+    """``check`` with its document queries reaching into shadow roots (marimo's widgets)."""
+    prelude = """const all = (sel) => {
+    const out = [];
+    const walk = (root) => {
+      out.push(...root.querySelectorAll(sel));
+      for (const n of root.querySelectorAll('*')) if (n.shadowRoot) walk(n.shadowRoot);
+    };
+    walk(document);
+    return out;
+  };
+  const one = (sel) => all(sel)[0] || null;
+  """
+    body = check.replace("document.querySelectorAll(", "all(").replace(
+        "document.querySelector(", "one("
+    )
+    head, _, rest = body.partition("=> ")
+    if rest.startswith("{"):
+        return f"{head}=> {{ {prelude}{rest[1:]}"
+    return f"{head}=> {{ {prelude}return {rest}; }}"
+
+
+def _check_small(page: Any, screenshot: str) -> None:
+    """40 rows: drawn with math and thumbnails; a thumbnail opens the image; Save writes."""
+    page.wait_for_function(
+        _deep("() => { const r = document.querySelector('.mpx-review');"
+              " return !!r && r.dataset.count === '40'; }"),
+        timeout=90_000,
+    )  # fmt: skip
+    page.wait_for_function(_deep(ROWS_DRAWN), timeout=60_000)
+    page.wait_for_function(_deep(THUMBS_IN), timeout=60_000)
+    rows = page.evaluate(_deep(VISIBLE))
+    assert rows[0]["err"] and any(r["svg"] for r in rows)
+    page.locator(".mpx-rv-row[data-pos='1'] .mpx-rv-thumb").click()
+    page.wait_for_function(
+        _deep("() => document.querySelector('.mpx-rv-stage').dataset.loaded === 'true'")
+    )
+    page.locator(".mpx-rv-editor").fill("fixed in this front end")
+    page.locator(".mpx-rv-save").click()
+    page.wait_for_function(
+        _deep("() => document.querySelector('.mpx-rv-dstatus').textContent.startsWith('Saved')")
+    )
+    page.locator(".mpx-review").screenshot(path=str(ARTIFACTS / screenshot))
+
+
+@pytest.mark.timeout(240)
+def test_review_in_notebook7(tmp_path: Path) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    work = tmp_path / "work"
+    work.mkdir()
+    with _lab(tmp_path, "notebook") as url, _page(1000) as page:
+        _open(page, url, SETUP_SMALL.format(work=str(work)))
+        _show(page)
+        _check_small(page, "review_notebook7.png")
+        fixed = _py(page, "print(json.dumps(out.ocr_text_fixed.dropna().tolist()))")
+        assert fixed == ["fixed in this front end"]
+
+
+MARIMO_APP = """\
+import marimo
+
+app = marimo.App()
+
+
+@app.cell
+def _():
+    import pathlib
+    import pandas as pd
+    import mathpix_nb.pandas
+    from mathpix_nb import Mathpix
+    from mathpix_nb.server import LocalServer
+    from tests.jupyter.test_review import graded_engine, write_images
+
+    work = pathlib.Path({work!r})
+    server = LocalServer(engine=graded_engine()).start()
+    client = Mathpix(server.app_id, server.app_key, base_url=server.url)
+    paths = write_images(work / "img", 40, blank=(3,))
+    out = pd.DataFrame({{"image_path": paths}}).mathpix.ocr(
+        "image_path", client=client, journal=str(work / "journal.sqlite3"),
+        poll_interval=0.05, progress=False)
+    review = out.mathpix.review(client=client, journal=str(work / "journal.sqlite3"))
+    return (review,)
+
+
+@app.cell
+def _(review):
+    review
+    return
+
+
+if __name__ == "__main__":
+    app.run()
+"""
+
+
+@pytest.mark.timeout(240)
+def test_review_in_marimo(tmp_path: Path) -> None:
+    try:
+        import marimo  # noqa: F401
+    except ImportError:
+        pytest.fail("marimo is missing: pip install 'mathpix_nb[browser]'")
+    ARTIFACTS.mkdir(exist_ok=True)
+    work = tmp_path / "work"
+    work.mkdir()
+    app = tmp_path / "review_app.py"
+    app.write_text(MARIMO_APP.format(work=str(work)))
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    env["HOME"] = str(tmp_path)
+    port = _free_port()
+    log = (tmp_path / "marimo.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "marimo", "run", str(app), "--headless", "--host", "127.0.0.1",
+         "--port", str(port), "--no-token"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/", proc, tmp_path / "marimo.log")
+        with _page(1000) as page:
+            page.goto(f"http://127.0.0.1:{port}/")
+            _check_small(page, "review_marimo.png")
+    finally:
+        _stop(proc)
+        log.close()
+    from mathpix_nb._journal import Journal
+
+    with Journal(work / "journal.sqlite3") as journal:
+        assert [c.text for c in journal.corrections().values()] == ["fixed in this front end"]
