@@ -289,6 +289,8 @@ class Review(MathpixWidget):
     ) -> Any:
         """OCR row ``row`` again (another ``crop``, other ``options``) and use its text as the fix.
 
+        ``crop=None`` reads the box the row was read with, ``crop=()`` the whole image.
+
         Goes through the client's ``text()`` and the journal: the same image, crop and options
         read before are answered from the journal without a request. Returns the
         ``OcrResult``; errors are raised (and shown in the view).
@@ -680,7 +682,15 @@ class Review(MathpixWidget):
         try:
             if value is None:
                 raise ValueError(f"row {row} has no image to read again")
+            # None: the box the row was read with; () / []: the whole image.
             box = _crop_list(crop, "re-OCR") if crop is not None else self._crops[row]
+            source = value
+            if box is not None:  # the client's one crop rule; the image is read once
+                loaded = read_image(value)
+                box = list(clip_crop(box, loaded.width, loaded.height, source=loaded.name))
+                if box == [0, 0, loaded.width, loaded.height]:
+                    box = None
+                source = loaded.data
             opts = {**self._options, **options}
             client = self._client()
             sha = self._content_sha(row)
@@ -698,10 +708,7 @@ class Review(MathpixWidget):
                 result = OcrResult(raw=dict(body))
                 paid = False
             else:
-                if box is not None:
-                    loaded = read_image(value)
-                    box = list(clip_crop(box, loaded.width, loaded.height, source=loaded.name))
-                result = client.text(value, crop=box, **opts)
+                result = client.text(source, crop=box, **opts)
                 paid = True
                 if key is not None:
                     self._journal.done(
@@ -763,7 +770,7 @@ class Review(MathpixWidget):
                 with contextlib.suppress(Exception):  # shown in the view already
                     self._reocr_row(
                         int(content.get("row", -1)),
-                        crop if isinstance(crop, list) and crop else None,
+                        crop if isinstance(crop, list) else None,  # [] = whole image
                         options,
                     )
         except Exception as exc:

@@ -145,6 +145,18 @@ def test_worst_first_errors_on_top_and_rows_by_message(run: dict[str, Any], clie
     review.close()
 
 
+def test_the_accessor_and_a_prefix(run: dict[str, Any], client: Any, tmp_path: Path) -> None:
+    review = run["out"].mathpix.review(client=client, journal=False, fixed="checked_text")
+    assert review.frame is run["out"] and "checked_text" in run["out"].columns
+    review.close()
+    mp = run["df"].mathpix.ocr(
+        "image_path", client=client, journal=str(run["journal"]), prefix="mp_", **FAST
+    )
+    other = mp.mathpix.review(text="mp_text", client=client, journal=False)
+    assert other.columns["confidence"] == "mp_confidence" and other.stats["errors"] == 2
+    other.close()
+
+
 def test_filters_from_the_page(run: dict[str, Any], client: Any) -> None:
     review, page = open_review(run, client)
     v0 = review.version
@@ -244,10 +256,14 @@ def test_reocr_pays_one_request_and_a_repeat_none(
     # The large image now shows the box it was read with.
     msg, _ = page.send({"type": "detail", "row": 2})
     assert msg["crop"] == [0, 0, 40, 20]
+    # An empty box from the page is the whole image (one more request, the full 80x40).
+    page.send({"type": "reocr", "row": 2, "crop": [], "options": {}})
+    assert page.of("reocr")[0][0]["text"].startswith("echo 80x40 ")
+    assert len([r for r in server.log if r.endpoint == "/v3/text"]) == 2
     # Bad options from the page: a plain error in the view, nothing sent.
     page.send({"type": "reocr", "row": 2, "crop": [], "options": {"formatz": ["text"]}})
     assert "formatz" in review.error and review.status == "error"
-    assert len([r for r in server.log if r.endpoint == "/v3/text"]) == 1
+    assert len([r for r in server.log if r.endpoint == "/v3/text"]) == 2
     review.close()
 
 
