@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from .test_browser import ARTIFACTS, CHROMIUM, KERNEL_READY, TOKEN, _free_port
-from .test_browser_render import _page, _stop, _wait_http
+from .test_browser_render import THEME_IS, _page, _stop, _wait_http
 
 pytestmark = [
     pytest.mark.browser,
@@ -319,6 +319,17 @@ def test_review_500_rows_scroll_filter_edit_reocr(tmp_path: Path) -> None:
         )
         assert page.locator(".mpx-rv-editor").input_value().startswith(f"echo {box[2]}x{box[3]} ")
         detail.screenshot(path=str(ARTIFACTS / "review_lab_detail.png"))
+
+        # The Dark theme: the view follows JupyterLab's colours.
+        light = root.evaluate("(n) => getComputedStyle(n).color")
+        page.evaluate(
+            "() => window.jupyterapp.commands.execute("
+            "'apputils:change-theme', {theme: 'JupyterLab Dark'})"
+        )
+        page.wait_for_function(THEME_IS, arg=True, timeout=30_000)
+        page.wait_for_timeout(300)
+        assert root.evaluate("(n) => getComputedStyle(n).color") != light
+        root.screenshot(path=str(ARTIFACTS / "review_lab_dark.png"))
 
         # The kernel's DataFrame and the journal file.
         state = _py(
