@@ -59,6 +59,9 @@ DTYPES = {
 _WINDOW = 60.0  # seconds: Mathpix's per-minute limit
 _MARGIN = 1.0  # seconds added to the window: network jitter between scheduler and API
 _EVENT_EVERY = 0.25  # seconds between progress events of one partition
+#: seconds a re-run partition waits before its tag lookups, so that an upload its dead
+#: worker still had in flight has landed (and is found) rather than being sent again
+RERUN_SETTLE = 2.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +86,7 @@ class _ClientSpec:
         proxied = settings.proxy_url is not None  # the worker's MATHPIX_PROXY_URL decides
         return cls(
             base_url=None if proxied else str(settings.base_url),
-            region=str(settings.region),
+            region=str(settings.region) if proxied else None,  # base_url names the host
             timeout=settings.timeout,
             max_retries=int(settings.max_retries),
             prep=core.prep,
@@ -103,11 +106,14 @@ class _ClientSpec:
                 max_retries=self.max_retries,
             )
         except ConfigurationError as exc:
-            raise ConfigurationError(
-                f"on Dask worker {_worker_name()}: {exc} ocr_dask resolves credentials on "
-                "each worker from its environment; set them in every worker's environment "
-                "(e.g. `MATHPIX_APP_ID=... MATHPIX_APP_KEY=... dask worker ...`)."
-            ) from None
+            hint = (
+                " ocr_dask resolves credentials on each worker from its environment; set them "
+                "in every worker's environment (e.g. `MATHPIX_APP_ID=... MATHPIX_APP_KEY=... "
+                "dask worker ...`)."
+                if "credentials" in str(exc)
+                else ""
+            )
+            raise ConfigurationError(f"on Dask worker {_worker_name()}: {exc}{hint}") from None
         prepare: ImagePrep | bool = self.prep if self.prep is not None else False
         return ClientCore(settings, prepare=prepare, retry=self.retry)
 
@@ -303,6 +309,8 @@ class _PartitionOCR:
         kwargs = dict(self.kwargs, prefix=self.prefix, progress=False)
         if recover:
             kwargs["recover_by_tag"] = True
+            if seen is not None:
+                time.sleep(RERUN_SETTLE)
         series = _frame._column(part, self.column)
         _frame._check_prefix(part, self.prefix)
         job = _WorkerJob(self.spec.core(), kwargs, gate)
