@@ -20,7 +20,7 @@ import pytest
 
 from mathpix_nb import ConfigurationError
 from mathpix_nb.bulk import ocr_dask
-from mathpix_nb.server import LocalServer
+from mathpix_nb.server import Faults, LocalServer
 
 from .conftest import client_for
 from .test_bulk import echo_sha
@@ -132,6 +132,8 @@ def test_four_workers_keep_to_one_concurrency_cap_and_one_rate_limit(make_images
             rate_limit_per_minute=rate,
             retry_after_header=True,
             latency_base=0.5,
+            # each upload takes 0.5 s at the server, so uploads in flight overlap visibly
+            faults=Faults(slow=1.0, slow_seconds=0.5, endpoints=("/v3/text",)),
         ) as server,
         _cluster(4, _env(server)) as cluster,
         distributed.Client(cluster) as dclient,
@@ -163,7 +165,7 @@ def test_four_workers_keep_to_one_concurrency_cap_and_one_rate_limit(make_images
 
 @pytest.mark.timeout(120)
 def test_typed_columns_round_trip_through_parquet_and_no_secret_in_the_graph(
-    make_images, tmp_path: Path
+    make_images, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     paths = make_images(9)
     missing = [str(tmp_path / f"gone{i}.png") for i in range(3)]
@@ -180,6 +182,12 @@ def test_typed_columns_round_trip_through_parquet_and_no_secret_in_the_graph(
         graph = pickle.dumps(dict(out.__dask_graph__()))
         assert server.app_key.encode() not in graph
         out.to_parquet(tmp_path / "ocr", write_index=False)
+        shown = ""  # the client's bar, fed by the workers' events (they arrive asynchronously)
+        deadline = time.monotonic() + 10
+        while "12/12" not in shown and time.monotonic() < deadline:
+            time.sleep(0.05)
+            shown += capsys.readouterr().err
+        assert "mathpix OCR (dask)" in shown and "12/12" in shown
         back = pd.read_parquet(tmp_path / "ocr")
         lazy_back = dd.read_parquet(tmp_path / "ocr").compute()
     back = back.sort_values("n").reset_index(drop=True)
