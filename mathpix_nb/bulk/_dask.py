@@ -186,23 +186,24 @@ class _Gate:
 
     async def acquire(self) -> None:
         if self.sem is not None:
-            await anyio.to_thread.run_sync(self.sem.acquire)
-        if self.budget.requests_per_minute:
-            try:
-                delay = await anyio.to_thread.run_sync(
-                    lambda: self.dclient.run_on_scheduler(
-                        _reserve_slot,
-                        self.budget.name,
-                        self.budget.requests_per_minute,
-                        _WINDOW + _MARGIN,
-                    )
+            # shielded: a lease granted while we were being cancelled must not be lost
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.sem.acquire)
+        limit = self.budget.requests_per_minute
+        if not limit:
+            return
+        try:
+            delay = await anyio.to_thread.run_sync(
+                lambda: self.dclient.run_on_scheduler(
+                    _reserve_slot, self.budget.name, limit, _WINDOW + _MARGIN
                 )
-            except BaseException:
-                await self.release()
-                raise
+            )
             if delay > 0:
                 self.waited += delay
                 await anyio.sleep(delay)
+        except BaseException:
+            await self.release()
+            raise
 
     async def release(self) -> None:
         if self.sem is not None:

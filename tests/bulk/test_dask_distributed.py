@@ -215,3 +215,16 @@ def test_a_worker_without_credentials_names_its_environment(make_images) -> None
     message = str(info.value)
     assert "worker" in message and "MATHPIX_APP_ID" in message
     assert server.app_key not in message
+
+
+def test_rate_window_on_the_scheduler_is_a_sliding_minute() -> None:
+    from types import SimpleNamespace
+
+    from mathpix_nb.bulk._dask import _reserve_slot
+
+    scheduler = SimpleNamespace()
+    delays = [_reserve_slot("b", 3, 60.0, dask_scheduler=scheduler) for _ in range(7)]
+    assert delays[:3] == [0.0, 0.0, 0.0]  # a full window's worth at once
+    assert all(59.0 < d <= 60.0 for d in delays[3:6])  # then each waits for a slot to free
+    assert 119.0 < delays[6] <= 120.0
+    assert _reserve_slot("other", 3, 60.0, dask_scheduler=scheduler) == 0.0  # budgets by name
