@@ -228,3 +228,27 @@ def test_rate_window_on_the_scheduler_is_a_sliding_minute() -> None:
     assert all(59.0 < d <= 60.0 for d in delays[3:6])  # then each waits for a slot to free
     assert 119.0 < delays[6] <= 120.0
     assert _reserve_slot("other", 3, 60.0, dask_scheduler=scheduler) == 0.0  # budgets by name
+
+
+@pytest.mark.timeout(120)
+def test_a_new_run_without_any_journal_recovers_by_tag_and_uploads_nothing(
+    make_images,
+) -> None:
+    paths = make_images(24)
+    ddf = dd.from_pandas(pd.DataFrame({"p": paths}), npartitions=3)
+    with (
+        LocalServer(engine="echo") as server,
+        _cluster(2, _env(server)) as cluster,
+        distributed.Client(cluster),
+    ):
+        first = ocr_dask(ddf, "p", journal=False, poll_interval=0.05, progress=False).compute()
+        assert len(_posts(server)) == 24
+        # a new call (new run, new graph), no journal anywhere: the API is asked first
+        again = ocr_dask(
+            ddf, "p", journal=False, poll_interval=0.05, progress=False, recover_by_tag=True
+        ).compute()
+        posts = _posts(server)
+    _check_rows(first, paths)
+    _check_rows(again, paths)
+    assert len(posts) == 24  # not one upload more
+    assert list(again["ocr_request_id"]) == list(first["ocr_request_id"])
