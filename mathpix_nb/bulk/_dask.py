@@ -299,7 +299,14 @@ class _PartitionOCR:
         assert self.spec is not None
         from distributed import get_client, get_worker
 
-        worker, dclient = get_worker(), get_client()
+        try:
+            worker, dclient = get_worker(), get_client()
+        except ValueError:  # computed with another scheduler (e.g. scheduler="threads")
+            kwargs = dict(self.kwargs, prefix=self.prefix, progress=False)
+            job = _WorkerJob(self.spec.core(), kwargs, None)
+            series = _frame._column(part, self.column)
+            rows, summary = anyio.run(job.run, series, None)
+            return _typed(_frame._finish(series, part, rows, summary, self.prefix), self.prefix)
         dclient_any: Any = dclient
         attempt = uuid.uuid4().hex[:8]
         mark = ["mathpix-nb", self.token, str(number)]
