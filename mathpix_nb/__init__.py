@@ -66,11 +66,15 @@ from ._version import __version__
 
 
 def __getattr__(name: str) -> Any:
-    # CropPanel needs the [jupyter] extra; import it only when asked for.
+    # CropPanel and InkPad need the [jupyter] extra; import it only when asked for.
     if name == "CropPanel":
         from .jupyter import CropPanel
 
         return CropPanel
+    if name == "InkPad":
+        from .jupyter import InkPad
+
+        return InkPad
     raise AttributeError(f"module 'mathpix_nb' has no attribute {name!r}")
 
 
@@ -139,6 +143,7 @@ __all__ = [
     "ImageError",
     "ImageInput",
     "ImagePrep",
+    "InkPad",
     "InvalidRequestError",
     "JobSubmission",
     "LatexOptions",

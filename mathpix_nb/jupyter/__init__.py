@@ -1,14 +1,29 @@
-"""Notebook surfaces: the ``CropPanel`` widget, the ``%mathpix`` magic, result displays.
+"""Notebook surfaces: the ``CropPanel`` widget, the ``InkPad``, the ``%mathpix`` magic,
+result displays.
 
-Needs the ``[jupyter]`` extra (anywidget, ipywidgets, IPython). Results and the panel are
-drawn with Mathpix's own renderer (mathpix-markdown-it, built into ``static/``). See
+Needs the ``[jupyter]`` extra (anywidget, ipywidgets, IPython). Results, the panel and the
+pad are drawn with Mathpix's own renderer (mathpix-markdown-it, built into ``static/``). See
 docs/jupyter.md.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._display import show
 from ._view import ResultView
 from .widget import FORMATS, CropPanel
 
-__all__ = ["FORMATS", "CropPanel", "ResultView", "show"]
+if TYPE_CHECKING:  # pragma: no cover
+    from ._ink import InkPad
+
+__all__ = ["FORMATS", "CropPanel", "InkPad", "ResultView", "show"]
+
+
+def __getattr__(name: str) -> Any:
+    # The ink pad is imported only when asked for.
+    if name == "InkPad":
+        from ._ink import InkPad
+
+        return InkPad
+    raise AttributeError(f"module 'mathpix_nb.jupyter' has no attribute {name!r}")
