@@ -328,3 +328,29 @@ def test_a_real_timer_reads_after_the_debounce(local_server):
             assert pad.result_mmd.startswith("echo strokes:1 points:3")
         finally:
             pad.close()
+
+
+def test_the_magic_opens_the_pad(client, local_server):
+    from IPython.core.error import UsageError
+    from IPython.core.getipython import get_ipython as running_shell
+    from IPython.testing.globalipapp import get_ipython
+
+    from mathpix_nb.jupyter import InkPad
+
+    shell = get_ipython() or running_shell()
+    shell.run_line_magic("load_ext", "mathpix_nb")
+    shell.user_ns["ink_client"] = client
+    try:
+        pad = shell.run_line_magic("mathpix", "--ink --client ink_client")
+        assert isinstance(pad, InkPad)
+        try:
+            Browser(pad).send({"type": "stroke", "points": STROKE_A})
+            Browser(pad).send({"type": "recognize"})
+            assert pad.result_mmd.startswith("echo strokes:1 points:3")
+        finally:
+            pad.close()
+        with pytest.raises(UsageError, match="--ink opens the ink pad"):
+            shell.run_line_magic("mathpix", "x.png --ink --client ink_client")
+    finally:
+        shell.run_line_magic("unload_ext", "mathpix_nb")
+        shell.user_ns.pop("ink_client", None)
