@@ -178,12 +178,14 @@ function render({ model, el: host }) {
   let current = null; // the stroke being drawn
   let pointer = null;
 
+  let cssWidth = 1;
   function fit() {
-    const width = Math.max(120, Math.round(root.clientWidth || 600) - 2);
-    const dpr = window.devicePixelRatio || 1;
-    canvas.style.width = `${width}px`;
+    // The surface fills the pad's width (CSS); its pixels follow the screen's density.
+    canvas.style.width = "100%";
     canvas.style.height = `${HEIGHT}px`;
-    canvas.width = Math.round(width * dpr);
+    cssWidth = Math.max(120, Math.round(canvas.clientWidth || 600));
+    const dpr = window.devicePixelRatio || 1;
+    canvas.width = Math.round(cssWidth * dpr);
     canvas.height = Math.round(HEIGHT * dpr);
     redraw();
   }
@@ -212,7 +214,7 @@ function render({ model, el: host }) {
 
   function redraw() {
     const ctx = canvas.getContext("2d");
-    const dpr = canvas.width / (parseFloat(canvas.style.width) || 1);
+    const dpr = canvas.width / cssWidth;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, canvas.width, canvas.height);
     ctx.lineCap = "round";
