@@ -354,3 +354,26 @@ def test_the_magic_opens_the_pad(client, local_server):
     finally:
         shell.run_line_magic("unload_ext", "mathpix_nb")
         shell.user_ns.pop("ink_client", None)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_without_credentials_the_offline_engine_reads_the_handwriting():
+    """A new user with no credentials: the pad says so and the offline engine reads the ink
+    (drawn as a picture by the local server)."""
+    pytest.importorskip("rapidocr")
+    from mathpix_nb.jupyter import InkPad
+    from tests.server.test_strokes_sessions import pen
+
+    pad = InkPad()
+    try:
+        assert pad.offline is True and "Offline engine" in pad.engine_note
+        ink = pen("TILE")
+        page = Browser(pad)
+        for xs, ys in zip(ink["x"], ink["y"], strict=True):
+            page.send({"type": "stroke", "points": [list(p) for p in zip(xs, ys, strict=True)]})
+        result = pad.recognize()
+        assert result.text == "TILE" and pad.result_mmd == "TILE"
+        assert result.is_handwritten is True
+    finally:
+        pad.close()
