@@ -66,13 +66,17 @@ from ._version import __version__
 
 
 def __getattr__(name: str) -> Any:
-    # CropPanel and Review need the [jupyter] extra; import them only when asked for.
+    # CropPanel, InkPad and Review need the [jupyter] extra: imported only when asked for.
     if name == "CropPanel":
         from .jupyter import CropPanel
 
         return CropPanel
+    if name == "InkPad":
+        from .jupyter import InkPad
+
+        return InkPad
     if name == "Review":
-        from .jupyter._review import Review
+        from .jupyter import Review
 
         return Review
     raise AttributeError(f"module 'mathpix_nb' has no attribute {name!r}")
@@ -143,6 +147,7 @@ __all__ = [
     "ImageError",
     "ImageInput",
     "ImagePrep",
+    "InkPad",
     "InvalidRequestError",
     "JobSubmission",
     "LatexOptions",

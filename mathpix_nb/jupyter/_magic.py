@@ -98,6 +98,9 @@ def _parser() -> _Parser:
     )
     p.add_argument("-r", "--region", help="Mathpix region: global or eu (data stays in the EU)")
     p.add_argument("-c", "--crop", help="only this box: x,y,w,h in pixels of the upright image")
+    p.add_argument(
+        "--ink", action="store_true", help="open the ink pad: write by hand, read it live"
+    )
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     p.add_argument(
         "--client",
@@ -152,6 +155,7 @@ class MathpixMagics(Magics):
             %mathpix https://example.com/page.jpg --formats text,latex_styled --region eu
             r = %mathpix scan.jpg --crop 40,120,600,90    # r is an OcrResult
             %mathpix                                       # open the crop panel
+            %mathpix --ink                                 # open the ink pad (handwriting)
 
             %%mathpix --formats text
             page1.png
@@ -188,6 +192,15 @@ class MathpixMagics(Magics):
         args = _PARSER.parse_args(words)
         formats = _parse_formats(args.formats)
         crop = _parse_crop(args.crop) if args.crop else None
+        if args.ink:
+            if cell is not None or args.source or crop or formats:
+                raise UsageError(
+                    "%mathpix --ink opens the ink pad; it takes only --region/--client."
+                )
+            from ._ink import InkPad
+
+            given = self._named_client(args.client) if args.client else None
+            return InkPad(client=given, region=args.region)
         if cell is None and not args.source:
             from .widget import CropPanel
 

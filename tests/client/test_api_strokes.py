@@ -315,3 +315,22 @@ async def test_session_arguments_are_checked(make, srv):
     with pytest.raises(OptionError, match="Did you mean 'formats'"):
         api.client.strokes_session(format=["text"])
     assert not srv.log
+
+
+@pytest.mark.parametrize("mode", ["eu", "minted"])
+async def test_a_session_in_the_eu_and_with_minted_tokens(make, srv, mode):
+    """The session's token is minted in the client's own region (EU data stays in the EU),
+    and a client that mints app tokens for text() still opens its own strokes session."""
+    extra: dict[str, Any] = {"region": "eu"} if mode == "eu" else {"use_app_tokens": True}
+    api = make(**keys(srv, **extra))
+    srv.clear_log()
+    session = api.client.strokes_session(expires=60)
+    await run(session.add(INK[:1]))
+    result = await run(session.add(INK[1:]))
+    assert result.text.startswith(INK_ECHO) and session.sessions == 1
+    mints = [r for r in srv.log if r.endpoint == "/v3/app-tokens"]
+    strokes = [r for r in srv.log if r.endpoint == "/v3/strokes"]
+    assert len(mints) == 1 and len(strokes) == 2
+    region = "eu" if mode == "eu" else "global"
+    assert {r.region for r in mints + strokes} == {region}
+    assert {r.auth_mode for r in strokes} == {"app_token"}
