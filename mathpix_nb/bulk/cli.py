@@ -124,6 +124,16 @@ def _need(module: str, hint: str) -> None:
         ) from None
 
 
+def _importable(module: str) -> bool:
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
 def _install(module: str) -> str:
     extra = {"pandas": "pandas", "tqdm": "pandas"}.get(module)
     if extra:
@@ -387,14 +397,11 @@ class _Out:
             return
         if suffix not in _OUT_SUFFIXES:
             raise UsageError(f"--out must end in .csv, .parquet or .jsonl, got {out!r}")
-        if suffix == ".parquet":
-            import importlib.util
-
-            if not any(importlib.util.find_spec(m) for m in ("pyarrow", "fastparquet")):
-                raise UsageError(
-                    f"--out {out} needs pyarrow to write Parquet. Install it with: "
-                    "pip install pyarrow (or use --out results.csv / .jsonl)"
-                )
+        if suffix == ".parquet" and not any(_importable(m) for m in ("pyarrow", "fastparquet")):
+            raise UsageError(
+                f"--out {out} needs pyarrow to write Parquet. Install it with: "
+                "pip install pyarrow (or use --out results.csv / .jsonl)"
+            )
         parent = path.parent
         while not parent.exists() and parent != parent.parent:
             parent = parent.parent
@@ -429,8 +436,8 @@ class _Out:
 
     def _write_text(self, df: Any, fh: IO[str]) -> None:
         if self.kind == ".jsonl":
-            df.to_json(fh, orient="records", lines=True, force_ascii=False)
-            fh.write("\n") if len(df) else None
+            text = df.to_json(orient="records", lines=True, force_ascii=False)
+            fh.write(text if not text or text.endswith("\n") else text + "\n")
         else:
             df.to_csv(fh, index=False)
 
@@ -587,6 +594,10 @@ def ocr_main(argv: Sequence[str]) -> int:
     parser = _ocr_parser()
     args = parser.parse_args(list(argv))
     prog = parser.prog
+    if args.out not in (None, "-"):
+        path = Path(args.out).expanduser()
+        if not path.exists() and path.suffix.lower() not in _OUT_SUFFIXES:
+            parser.error(f"--out must end in .csv, .parquet or .jsonl, got {args.out!r}")
     try:
         _check_common(args)
         inputs = list(args.inputs)
@@ -740,8 +751,10 @@ def _pdf(args: argparse.Namespace) -> int:
     prog = "mathpix-nb pdf"
     if (args.file is None) == (args.resume is None):
         raise UsageError("pass FILE.pdf to convert, or --resume PDF_ID (one of the two)")
-    ext = _pdf_output(args.out)
     to_file = args.out not in (None, "-")
+    if to_file and Path(args.out).expanduser().is_dir():
+        raise UsageError(f"-o {args.out} is a directory; name a file, e.g. -o paper.mmd")
+    ext = _pdf_output(args.out)
     if not to_file and ext not in _TEXT_OUTPUTS:
         raise UsageError(f"a .{ext} file is binary: write it with -o FILE")
     _seconds("--poll-interval", args.poll_interval)
@@ -749,8 +762,6 @@ def _pdf(args: argparse.Namespace) -> int:
     options = _parse_options(args.option, "--option", PdfOptions)
     source = _pdf_source(args.file) if args.file is not None else None
     out_path = Path(args.out).expanduser() if to_file else None
-    if out_path is not None and out_path.is_dir():
-        raise UsageError(f"-o {args.out} is a directory; name a file")
     _check_credentials()
     try:
         client = Mathpix()
