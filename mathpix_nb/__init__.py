@@ -66,11 +66,15 @@ from ._version import __version__
 
 
 def __getattr__(name: str) -> Any:
-    # CropPanel needs the [jupyter] extra; import it only when asked for.
+    # CropPanel and Review need the [jupyter] extra; import them only when asked for.
     if name == "CropPanel":
         from .jupyter import CropPanel
 
         return CropPanel
+    if name == "Review":
+        from .jupyter._review import Review
+
+        return Review
     raise AttributeError(f"module 'mathpix_nb' has no attribute {name!r}")
 
 
@@ -163,6 +167,7 @@ __all__ = [
     "RateLimitError",
     "RequestTimeout",
     "RetryPolicy",
+    "Review",
     "ServerError",
     "StrokesError",
     "StrokesInput",

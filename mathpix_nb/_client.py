@@ -35,6 +35,7 @@ from ._conversions import ConversionResult, Converter
 from ._events import Observer
 from ._files_api import FileEntry, FilesApi, FilesJob, FileStatus, JobSubmission
 from ._images import ImagePrep, prep_threads
+from ._logsafe import install_log_filter
 from ._models import AppToken, LatexResult, OcrResult, PdfResult
 from ._options import (
     BatchOptions,
@@ -95,6 +96,7 @@ class _BaseMathpix:
 
     def __init__(self, app_id: str | None, app_key: str | None, options: Mapping[str, Any]) -> None:
         name = type(self).__name__
+        install_log_filter()
         check_keywords(f"{name}()", options, [*_SETTINGS_KEYS, *_CORE_KEYS, "http_client"])
         settings = resolve_settings(
             app_id, app_key, **{k: options[k] for k in _SETTINGS_KEYS if k in options}

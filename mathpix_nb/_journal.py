@@ -411,3 +411,70 @@ class Journal:
             attempts=d["attempts"],
             updated_at=d["updated_at"],
         )
+
+    # -- corrections (the review view's hand fixes) -----------------------------------------
+    # Kept in their own table, created on first use, so journals written before it still open
+    # and the jobs table is never touched. A correction is keyed by what the caller names the
+    # row by (the review view: the image content hash), and survives reruns of a bulk job.
+
+    _CORRECTIONS_SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS corrections (key TEXT PRIMARY KEY, text TEXT NOT NULL,"
+        " request_id TEXT, source TEXT, updated_at REAL NOT NULL)"
+    )
+
+    def _corrections_ready(self) -> None:
+        with self._lock:
+            if not getattr(self, "_has_corrections", False):
+                self._conn.execute(self._CORRECTIONS_SCHEMA)
+                self._has_corrections = True
+
+    def correct(
+        self, key: str, text: str, *, request_id: str | None = None, source: str | None = None
+    ) -> None:
+        """Record a hand correction of the text of ``key`` (replaces an earlier one)."""
+        if not isinstance(text, str):
+            raise TypeError(f"a correction is text, not {type(text).__name__}")
+        self._corrections_ready()
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO corrections (key, text, request_id, source, updated_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (key, text, request_id, source, time.time()),
+            )
+
+    def correction(self, key: str) -> Correction | None:
+        """The correction recorded for ``key``, or None."""
+        self._corrections_ready()
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT key, text, request_id, source, updated_at FROM corrections WHERE key = ?",
+                (key,),
+            ).fetchone()
+        return None if row is None else Correction(*row)
+
+    def corrections(self) -> dict[str, Correction]:
+        """Every correction, by key (oldest first)."""
+        self._corrections_ready()
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT key, text, request_id, source, updated_at FROM corrections"
+                " ORDER BY updated_at"
+            ).fetchall()
+        return {row[0]: Correction(*row) for row in rows}
+
+    def uncorrect(self, key: str) -> None:
+        """Drop the correction of ``key`` (the OCR text stands again)."""
+        self._corrections_ready()
+        with self._lock:
+            self._conn.execute("DELETE FROM corrections WHERE key = ?", (key,))
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A hand correction kept in the journal: the fixed text of one row, and where it was."""
+
+    key: str
+    text: str
+    request_id: str | None
+    source: str | None
+    updated_at: float

@@ -10,6 +10,7 @@
     out.attrs["mathpix_summary"]                 # done / cached / failed / retried
     texts = df["image_path"].mathpix.ocr()       # just the result columns, same index
     out = await df.mathpix.aocr("image_path")    # inside async code
+    out.mathpix.review()                         # look through it worst first, fix rows
 
 Kept out of ``import mathpix_nb`` so the core never imports pandas.
 """
@@ -41,6 +42,35 @@ class MathpixFrameAccessor:
     async def aocr(self, column: Any, *, client: Any = None, **kwargs: Any) -> pd.DataFrame:
         """Async form of :meth:`ocr` (see ``aocr_frame``)."""
         return await aocr_frame(self._obj, column, client=client, **kwargs)
+
+    def review(
+        self,
+        *,
+        image: str | None = None,
+        text: str = "ocr_text",
+        fixed: str = "ocr_text_fixed",
+        reviewed: str = "ocr_reviewed",
+        crop: Any = None,
+        client: Any = None,
+        journal: Any = None,
+    ) -> Any:
+        """Open the review view of these OCR results (``mathpix_nb.Review``, needs [jupyter]).
+
+        Worst rows first; fixes go to the ``fixed`` / ``reviewed`` columns of this frame (in
+        place) and to the journal.
+        """
+        from . import Review
+
+        return Review(
+            self._obj,
+            image=image,
+            text=text,
+            fixed=fixed,
+            reviewed=reviewed,
+            crop=crop,
+            client=client,
+            journal=journal,
+        )
 
 
 @pd.api.extensions.register_series_accessor("mathpix")

@@ -7,8 +7,9 @@ See ``docs/bulk.md``.
 
 from __future__ import annotations
 
+from ._dask import ocr_dask
 from ._engine import BulkConfig, BulkSummary
-from ._frame import aocr_frame, aocr_series, ocr_dask, ocr_frame, ocr_series
+from ._frame import aocr_frame, aocr_series, ocr_frame, ocr_series
 
 __all__ = [
     "BulkConfig",

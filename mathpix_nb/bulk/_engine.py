@@ -92,6 +92,7 @@ class BulkConfig:
     unknown_grace: float = 10.0  # how long a lost submission is looked up by tag
     max_attempts: int = 6  # sends of one image in one run
     fallback: bool | None = None  # None: decide from the auth mode / improve_mathpix
+    recover_by_tag: bool = False  # look a job the journal lacks up by its row tag first
 
 
 class _Job:
@@ -464,6 +465,12 @@ class BulkRun:
         entry = self.journal.get(key)
         if entry is not None and await self._resume(job, entry):
             return
+        if entry is None and self.cfg.recover_by_tag and self.async_mode:
+            # another machine's journal may hold it (a retried Dask partition): ask the API
+            job.run_tag = job.batch_tag = job.row_tag = f"mnb-row-{key[:32]}"
+            if await self._lookup_row(job, grace=0.0):
+                self.summary.recovered += 1
+                return
         await self._send(job, payload)
 
     # -- resume from the journal -----------------------------------------------------------

@@ -249,36 +249,8 @@ async def _run_async(
     return _finish(series, df, rows, summary, job.prefix)
 
 
-def ocr_dask(
-    ddf: Any, column: Any, *, client: Any = None, prefix: str = "ocr_", **kwargs: Any
-) -> Any:
-    """Lazy bulk OCR over a Dask DataFrame: :func:`ocr_frame` on each partition.
+def ocr_dask(ddf: Any, column: Any, **kwargs: Any) -> Any:
+    """Moved to :mod:`mathpix_nb.bulk._dask` (kept here so old imports work)."""
+    from ._dask import ocr_dask as impl
 
-    Every partition writes to the same journal (SQLite, safe across threads and processes),
-    so a failed or interrupted ``compute()`` resumes where each partition stopped. Pass
-    ``client=None`` (credentials from the environment) when partitions run in other
-    processes; a client object only works with the threaded/synchronous schedulers.
-    """
-    import pandas as pd
-
-    meta = ddf._meta.copy()
-    for name in FIELDS:
-        meta[prefix + name] = pd.Series([], dtype="Float64" if name == "confidence" else object)
-    kwargs.setdefault("progress", False)
-    return ddf.map_partitions(_PartitionOCR(column, client, prefix, kwargs), meta=meta)
-
-
-class _PartitionOCR:
-    """``ocr_frame`` bound to its arguments, with a Dask token (a client cannot be hashed)."""
-
-    def __init__(self, column: Any, client: Any, prefix: str, kwargs: dict[str, Any]) -> None:
-        import uuid
-
-        self.column, self.client, self.prefix, self.kwargs = column, client, prefix, kwargs
-        self.token = f"mathpix-ocr-{uuid.uuid4().hex}"
-
-    def __dask_tokenize__(self) -> str:
-        return self.token
-
-    def __call__(self, part: pd.DataFrame) -> pd.DataFrame:
-        return ocr_frame(part, self.column, client=self.client, prefix=self.prefix, **self.kwargs)
+    return impl(ddf, column, **kwargs)

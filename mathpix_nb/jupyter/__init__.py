@@ -7,8 +7,19 @@ docs/jupyter.md.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._display import show
 from ._view import ResultView
 from .widget import FORMATS, CropPanel
 
-__all__ = ["FORMATS", "CropPanel", "ResultView", "show"]
+__all__ = ["FORMATS", "CropPanel", "ResultView", "Review", "show"]
+
+
+def __getattr__(name: str) -> Any:
+    # Review needs pandas: imported only when asked for.
+    if name == "Review":
+        from ._review import Review
+
+        return Review
+    raise AttributeError(f"module 'mathpix_nb.jupyter' has no attribute {name!r}")

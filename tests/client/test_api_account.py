@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -194,7 +195,8 @@ async def test_history_and_account_calls_need_keys(make, own):
 
 
 # -- app tokens --------------------------------------------------------------------------------
-async def test_app_token_get_and_delete(make, kind, own):
+async def test_app_token_get_and_delete(make, kind, own, caplog):
+    caplog.set_level(logging.DEBUG)  # httpx logs every URL at INFO, httpcore more at DEBUG
     events: list[Event] = []
     api = make(**keys(own), observers=[events.append])
     token = await api.call("app_token", 120, user_id="student-7")
@@ -218,6 +220,8 @@ async def test_app_token_get_and_delete(make, kind, own):
 
     texts = [repr(info), repr(deleted), *error_text(caught.value)]
     texts += [f"{e.path} {e.cause}" for e in events]
+    texts.append(caplog.text)
+    assert "/v3/app-tokens/***" in caplog.text  # the lookups were logged, masked
     scan_for_secrets(texts, [token.app_token, own.app_key])
     assert any(e.path == "/v3/app-tokens/token_***" for e in events)  # masked in events
 
