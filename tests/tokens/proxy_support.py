@@ -51,7 +51,8 @@ class ServiceProcess:
             time.sleep(0.05)
 
     def output(self) -> str:
-        self._fh.flush()
+        if not self._fh.closed:
+            self._fh.flush()
         return self.log.read_text(errors="replace")
 
     def rss_kb(self, field: str = "VmRSS") -> int:
