@@ -17,7 +17,9 @@ pytestmark = pytest.mark.timeout(90)
 CALLERS = {"alice": hash_secret(ALICE), "bob": hash_secret(BOB)}
 
 
-def test_image_and_page_quotas_are_per_caller(upstream, tmp_path, monkeypatch, png_bytes, pdf_bytes):
+def test_image_and_page_quotas_are_per_caller(
+    upstream, tmp_path, monkeypatch, png_bytes, pdf_bytes
+):
     service = start_python(
         upstream,
         tmp_path / "svc.log",

@@ -45,8 +45,7 @@ def test_text_and_async_results_stay_with_their_caller(
     assert list(bob.ocr_results(request_id=request_id)) == []
     assert len(list(alice.ocr_results(request_id=request_id))) == 1
     assert all(
-        "mathpix-nb-caller:bearer:bob" in row["request_args"]["tags"]
-        for row in bob.ocr_results()
+        "mathpix-nb-caller:bearer:bob" in row["request_args"]["tags"] for row in bob.ocr_results()
     )
     # what reached Mathpix: the key (not the caller's secret) and the caller's tag
     sent = [r for r in upstream.log if r.endpoint == "/v3/text"][-2:]
