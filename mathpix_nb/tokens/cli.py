@@ -186,6 +186,7 @@ def _serve(argv: list[str], env: Mapping[str, str]) -> int:
         log_level=args.log_level,
         proxy_headers=args.proxy_headers,
         forwarded_allow_ips=args.forwarded_allow_ips,
+        access_log=not args.proxy,  # proxied paths may hold app tokens; the audit log replaces it
     )
     return 0
 
