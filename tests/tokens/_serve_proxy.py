@@ -25,7 +25,9 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
-    serve_forever(create_app(**config), host="127.0.0.1", port=port, log_level="info", access_log=False)
+    serve_forever(
+        create_app(**config), host="127.0.0.1", port=port, log_level="info", access_log=False
+    )
 
 
 if __name__ == "__main__":
