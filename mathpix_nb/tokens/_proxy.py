@@ -133,6 +133,10 @@ _UNKNOWN = {
 class BodyTooLarge(Exception):
     """The request body passed its limit while it streamed."""
 
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body over {limit} bytes")
+        self.limit = limit
+
 
 class _Refused(Exception):
     def __init__(self, response: Response, note: str) -> None:
@@ -598,7 +602,7 @@ class Proxy:
             async for chunk in request.stream():
                 ex.bytes_in += len(chunk)
                 if ex.bytes_in > limit:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(limit)
                 if chunk:
                     yield chunk
 
@@ -644,7 +648,7 @@ class Proxy:
     def _transport_error(self, exc: Exception, ex: _Exchange) -> Response:
         if isinstance(exc, BodyTooLarge):
             ex.note = "body over limit"
-            return self._too_large(self.max_pdf_bytes)
+            return self._too_large(exc.limit)
         ex.note = type(exc).__name__
         if isinstance(exc, httpx.TimeoutException):
             return error(504, "sys_exception", "Mathpix did not answer in time")
