@@ -40,7 +40,7 @@ def test_text_and_async_results_stay_with_their_caller(
     mine = list(alice.ocr_results(tags=["shared-tag"]))
     theirs = list(bob.ocr_results(tags=["shared-tag"]))
     assert len(mine) == 1 and len(theirs) == 1
-    assert mine[0]["request_id"] if "request_id" in mine[0] else True
+    assert "mathpix-nb-caller:bearer:alice" in mine[0]["request_args"]["tags"]
     # bob cannot fetch alice's async result by its id, nor list everything untagged
     assert list(bob.ocr_results(request_id=request_id)) == []
     assert len(list(alice.ocr_results(request_id=request_id))) == 1

@@ -26,9 +26,9 @@ def _usage_types(upstream) -> dict[str, int]:
 
 def test_bulk_takes_the_async_tags_path(proxy_service, upstream, monkeypatch, png_bytes, tmp_path):
     pd = pytest.importorskip("pandas")
-    import mathpix_nb.pandas  # noqa: F401  (registers df.mathpix)
-
     from PIL import Image, ImageDraw
+
+    import mathpix_nb.pandas  # noqa: F401  (registers df.mathpix)
 
     paths = []
     for i in range(4):  # four different images (identical ones would be answered once)
