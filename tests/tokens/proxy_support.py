@@ -61,6 +61,12 @@ class ServiceProcess:
                 return int(line.split()[1])
         raise RuntimeError(f"no {field} for {self.pid}")
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, as a crash or an OOM kill."""
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        self._fh.close()
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -81,9 +87,9 @@ def service_env(upstream: Any, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_python(upstream: Any, log: Path, **config: Any) -> ServiceProcess:
+def start_python(upstream: Any, log: Path, port: int = 0, **config: Any) -> ServiceProcess:
     """The service from ``create_app(**config)`` in its own process."""
-    port = free_port()
+    port = port or free_port()
     argv = [sys.executable, str(SERVE), json.dumps({**config, "port": port})]
     return ServiceProcess(argv, service_env(upstream), port, log).wait_ready()
 
