@@ -87,9 +87,13 @@ def test_pdfs_are_isolated_on_every_endpoint(alice, bob, pdf_bytes) -> None:
     assert list(bob.ocr_results(pdf_id=pdf_id)) == []
     assert len(list(alice.ocr_results(pdf_id=pdf_id))) == 2  # its two pages
     with httpx.Client(base_url=alice.base_url, headers=_headers(BOB), timeout=20) as http:
-        for path in (f"/v3/pdf/{pdf_id}/stream", f"/v3/converter/{pdf_id}"):
-            assert http.get(path).status_code in (200, 404)
-            assert pdf_id not in http.get(path).text or "unknown" in http.get(path).text
+        stream = http.get(f"/v3/pdf/{pdf_id}/stream")
+        assert stream.status_code == 404
+        assert stream.json()["error_info"]["id"] == "pdf_unknown_id"
+        conversion = http.get(f"/v3/converter/{pdf_id}")
+        assert conversion.json()["error_info"]["id"] == "cnv_unknown_id"
+        listing = http.get("/v3/pdf-results", params={"pdf_id": pdf_id})
+        assert listing.json() == {"pdfs": []}
     # still there for alice after bob's attempts
     assert alice.pdf_status(pdf_id)["status"] == "completed"
     alice.pdf_delete(pdf_id)
@@ -112,3 +116,45 @@ def test_app_token_lookups_and_allow_list(alice, bob, proxy_service) -> None:
         assert unauth.status_code == 401
     with pytest.raises(MathpixError):
         alice.ocr_usage()
+
+
+def test_untagged_bodies_get_the_tag_added(proxy_service, upstream, png_bytes) -> None:
+    """A multipart body without options_json, and a JSON body without tags, are tagged."""
+    url = upstream.host_file(png_bytes, "p.png")
+    with httpx.Client(base_url=proxy_service.url, headers=_headers(BOB), timeout=20) as http:
+        bare = http.post("/v3/text", files={"file": ("x.png", png_bytes, "image/png")})
+        assert bare.status_code == 200 and bare.json()["text"].startswith("echo")
+        by_url = http.post("/v3/text", json={"src": url})
+        assert by_url.status_code == 200, by_url.text
+    sent = [r for r in upstream.log if r.endpoint == "/v3/text"][-2:]
+    assert all(r.tags == ("mathpix-nb-caller:bearer:bob",) for r in sent)
+
+
+def test_converter_and_batch_ids_are_isolated(alice, bob, proxy_service) -> None:
+    with httpx.Client(base_url=proxy_service.url, timeout=20) as http:
+        made = http.post(
+            "/v3/converter",
+            headers=_headers(ALICE),
+            json={"mmd": "# Title\n\n$x^2$", "formats": {"md": True}},
+        )
+        conversion_id = made.json()["conversion_id"]
+        assert (
+            http.get(f"/v3/converter/{conversion_id}", headers=_headers(ALICE)).json().get("status")
+        )
+        theirs = http.get(f"/v3/converter/{conversion_id}", headers=_headers(BOB))
+        assert theirs.json()["error_info"]["id"] == "cnv_unknown_id"
+        assert (
+            http.get(f"/v3/converter/{conversion_id}.md", headers=_headers(BOB)).status_code == 404
+        )
+        assert (
+            http.delete(f"/v3/converter/{conversion_id}", headers=_headers(BOB)).status_code == 404
+        )
+        batch = http.post(
+            "/v3/batch",
+            headers=_headers(ALICE),
+            json={"urls": {"a": "https://x.invalid/a.png"}, "formats": ["text"]},
+        )
+        batch_id = batch.json()["batch_id"]
+        assert "keys" in http.get(f"/v3/batch/{batch_id}", headers=_headers(ALICE)).json()
+        other = http.get(f"/v3/batch/{batch_id}", headers=_headers(BOB)).json()
+        assert other["error_info"]["id"] == "batch_unknown_id"
