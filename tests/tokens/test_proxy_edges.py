@@ -200,3 +200,32 @@ def test_nothing_secret_in_output_answers_or_errors(
             assert secret not in text, f"a secret appeared in the {where}"
         assert png_marker.decode("latin-1") not in text
     assert "/v3/app-tokens/token_" not in output
+
+
+def test_hub_users_and_the_operator_allow_list(upstream, tmp_path, fake_hub, png_bytes) -> None:
+    """JupyterHub tokens work on the proxy as on /token; --proxy-endpoints opens `usage`."""
+    service = start_cli(
+        upstream,
+        tmp_path / "svc.log",
+        "--proxy",
+        "--jupyterhub",
+        "--hub-api-url",
+        fake_hub.api_url,
+        "--proxy-endpoints",
+        "ocr,usage",
+        MATHPIX_URL=upstream.urls["global"],
+    )
+    try:
+        with httpx.Client(base_url=service.url, timeout=20) as http:
+            ana = {"Authorization": "token hub-token-ana"}
+            text = http.post("/v3/text", headers=ana, files={"file": ("x.png", png_bytes)})
+            assert text.status_code == 200
+            assert http.get("/v3/ocr-usage", headers=ana).status_code == 200
+            assert http.get("/v3/ocr-results", headers=ana).status_code == 403  # not allowed
+            service_token = {"Authorization": "token hub-token-svc"}
+            assert http.get("/v3/ocr-usage", headers=service_token).status_code == 401
+    finally:
+        service.stop()
+    record = [r for r in upstream.log if r.endpoint == "/v3/text"][-1]
+    assert "mathpix-nb-caller:jupyterhub:ana" in record.tags
+    assert "hub-token-ana" not in service.output()

@@ -60,6 +60,7 @@ def test_50mb_pdf_streams_with_bounded_memory(cli_proxy, upstream, pdf_bytes, tm
     record = [r for r in upstream.log if r.endpoint == "/v3/pdf"][-1]
     assert record.bytes_received > 50 * MB  # all of it reached the upstream
     grown_mb = (peak - baseline) / 1024
+    print(f"service RSS: baseline {baseline / 1024:.1f} MB, peak {peak / 1024:.1f} MB")
     assert grown_mb < 20, f"the service grew by {grown_mb:.1f} MB for a 50 MB upload"
     assert f"id={pdf_id}" in cli_proxy.output()
 
