@@ -214,11 +214,13 @@ def serve_forever(
     log_level: str = "info",
     proxy_headers: bool = False,
     forwarded_allow_ips: str | None = None,
+    access_log: bool = True,
 ) -> None:
     """Serve ``app`` in the foreground until interrupted (the CLIs' production mode).
 
     Same socket set-up as :class:`ThreadedServer` (TCP_NODELAY), uvicorn's own signal
-    handling and logging.
+    handling and logging. ``access_log=False`` when paths may hold secrets (the team proxy's
+    ``v3/app-tokens/{token}``; it writes its own audit log instead).
     """
     import uvicorn
 
@@ -230,6 +232,7 @@ def serve_forever(
         forwarded_allow_ips=forwarded_allow_ips,
         server_header=False,
         ws="none",
+        access_log=access_log,
     )
     try:
         uvicorn.Server(config).run(sockets=[sock])

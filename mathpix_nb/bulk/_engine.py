@@ -282,7 +282,7 @@ class BulkRun:
             return self.cfg.fallback
         meta = self.options.get("metadata") or {}
         reasons = []
-        if self.api.auth_mode != "keys":
+        if self.api.auth_mode not in ("keys", "proxy"):  # a team proxy adds the key
             reasons.append("the client authenticates with an app token")
         if isinstance(meta, Mapping) and meta.get("improve_mathpix") is False:
             reasons.append("improve_mathpix=False keeps results out of v3/ocr-results")

@@ -24,14 +24,19 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .._exceptions import ConfigurationError
 from ._callers import Callers, load_callers_env, load_callers_file
+from ._cors import CorsMiddleware
 from ._hub import HubAuthenticator, HubUnavailable
+from ._proxy import DEFAULT_GROUPS, MAX_IMAGE_BYTES, MAX_PDF_BYTES, Proxy
+from ._proxy import MAX_BODY_BYTES as PROXY_MAX_BODY
 from ._ratelimit import RateLimiter, retry_after_header
+from ._store import ProxyStore, Quotas, token_digest
 from ._upstream import Upstream, UpstreamError, mint_app_token, now_ms, resolve_upstream
 
 logger = logging.getLogger("mathpix_nb.tokens")
@@ -74,6 +79,7 @@ class TokenService:
         self._upstream_timeout = upstream_timeout
         self._http: httpx.AsyncClient | None = None
         self.issued = 0
+        self.proxy: Proxy | None = None
 
     def __repr__(self) -> str:
         return (
@@ -91,6 +97,8 @@ class TokenService:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+        if self.proxy is not None:
+            await self.proxy.aclose()
         if self.hub is not None:
             await self.hub.aclose()
 
@@ -213,6 +221,10 @@ async def _issue(request: Request) -> Response:
             extra["Retry-After"] = retry_after_header(exc.retry_after)
         return _error(exc.status, "sys_exception", str(exc), **extra)
     service.issued += 1
+    if service.proxy is not None:  # so v3/app-tokens/{token} look-ups through the proxy work
+        service.proxy.store.record(
+            f"{caller.via}:{caller.name}", "token", token_digest(minted.app_token)
+        )
     logger.info(
         "issued app token caller=%s via=%s expires_in=%ds expires_at_ms=%d region=%s",
         caller.name,
@@ -267,6 +279,17 @@ def create_app(
     rate_limit_burst: int | None = None,
     prefix: str = "",
     upstream_timeout: float = 10.0,
+    proxy: bool = False,
+    proxy_endpoints: Collection[str] = DEFAULT_GROUPS,
+    proxy_rate_limit_per_minute: float = 600,
+    proxy_rate_limit_burst: int | None = None,
+    quotas: Quotas | None = None,
+    state_db: str = ":memory:",
+    max_image_bytes: int = MAX_IMAGE_BYTES,
+    max_pdf_bytes: int = MAX_PDF_BYTES,
+    max_body_bytes: int = PROXY_MAX_BODY,
+    proxy_read_timeout: float = 120.0,
+    cors_origins: Collection[str] = (),
     environ: Mapping[str, str] | None = None,
 ) -> Starlette:
     """Build the token service (a Starlette app, mountable or run by uvicorn).
@@ -276,6 +299,11 @@ def create_app(
     ``MATHPIX_NB_TOKEN_CALLERS``; with ``hub_api_url`` a JupyterHub API token is accepted too.
     ``expires`` is the lifetime of every token (callers may ask for a shorter one down to
     ``min_expires``). ``eu_only`` (default: on when ``region="eu"``) refuses a non-EU upstream.
+    With ``proxy=True`` the app also forwards ``/v3/...`` (and ``/v1/export``) to the upstream
+    with the key (see ``_proxy``): ``proxy_endpoints`` are the endpoint groups allowed,
+    ``proxy_rate_limit_per_minute`` / ``quotas`` the per-caller budgets, ``state_db`` the SQLite
+    file of ownership and usage (":memory:" forgets them on restart), ``max_*_bytes`` the
+    body limits. ``cors_origins`` lists the browser origins allowed (default none).
     Raises ConfigurationError, naming the setting to fix, when the service cannot run safely.
     """
     env = os.environ if environ is None else environ
@@ -321,28 +349,76 @@ def create_app(
         upstream_timeout=upstream_timeout,
     )
     base = "/" + prefix.strip("/") if prefix.strip("/") else ""
+    routes = [
+        Route(f"{base}/token", _issue, methods=["POST"]),
+        Route(f"{base}/health", _health, methods=["GET"]),
+    ]
+    if proxy:
+        if proxy_rate_limit_per_minute <= 0:
+            raise ConfigurationError(
+                f"proxy_rate_limit_per_minute must be positive, got {proxy_rate_limit_per_minute!r}"
+            )
+        for name, value in (
+            ("max_image_bytes", max_image_bytes),
+            ("max_pdf_bytes", max_pdf_bytes),
+            ("max_body_bytes", max_body_bytes),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigurationError(
+                    f"{name} must be a positive number of bytes, got {value!r}"
+                )
+        try:
+            store = ProxyStore(state_db)
+        except Exception as exc:  # sqlite3.Error, OSError
+            raise ConfigurationError(
+                f"cannot open the proxy's state database {state_db!r} ({exc}); pass a writable "
+                "path (--state-db)"
+            ) from None
+        service.proxy = Proxy(
+            upstream=upstream,
+            authenticate=service.authenticate,
+            groups=proxy_endpoints,
+            limiter=RateLimiter(proxy_rate_limit_per_minute, proxy_rate_limit_burst),
+            quotas=quotas or Quotas(),
+            store=store,
+            max_image_bytes=max_image_bytes,
+            max_pdf_bytes=max_pdf_bytes,
+            max_body_bytes=max_body_bytes,
+            read_timeout=proxy_read_timeout,
+            prefix=base,
+        )
+        methods = ["GET", "POST", "DELETE", "PUT", "PATCH"]
+        routes += [
+            Route(f"{base}/v3/{{rest:path}}", service.proxy.handle, methods=methods),
+            Route(f"{base}/v1/{{rest:path}}", service.proxy.handle, methods=methods),
+        ]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         logger.info(
-            "token service ready: upstream=%s region=%s callers=%d jupyterhub=%s max_expires=%ds",
+            "token service ready: upstream=%s region=%s callers=%d jupyterhub=%s max_expires=%ds "
+            "proxy=%s",
             upstream.base_url,
             upstream.region,
             len(known),
             hub is not None,
             expires,
+            "off" if service.proxy is None else ",".join(sorted(service.proxy.groups)),
         )
+        if service.proxy is not None and state_db == ":memory:":
+            logger.warning(
+                "proxy state is in memory: who created which PDF and the quotas' counts are "
+                "lost on restart; pass --state-db PATH to keep them"
+            )
         try:
             yield
         finally:
             await service.aclose()
 
     app = Starlette(
-        routes=[
-            Route(f"{base}/token", _issue, methods=["POST"]),
-            Route(f"{base}/health", _health, methods=["GET"]),
-        ],
+        routes=routes,
         exception_handlers={HTTPException: _http_exception},
+        middleware=[Middleware(CorsMiddleware, origins=tuple(cors_origins))],
         lifespan=lifespan,
     )
     app.state.token_service = service

@@ -17,6 +17,7 @@ import httpx
 
 from .._config import REGION_URLS, normalize_region
 from .._exceptions import ConfigurationError
+from .._retry import parse_retry_after
 
 # Hostnames Mathpix documents as EU deployments (the older name is still in its docs).
 EU_HOSTS = frozenset({"eu.api.mathpix.com", "eu-central-1.api.mathpix.com"})
@@ -124,8 +125,8 @@ async def mint_app_token(http: httpx.AsyncClient, upstream: Upstream, expires: i
     if isinstance(body, dict) and isinstance(body.get("error_info"), dict):
         error_id = str(body["error_info"].get("id", "")) or None
     if response.status_code == 429:
-        retry = response.headers.get("Retry-After")
-        wait = float(retry) if retry and retry.isdigit() else 30.0
+        hinted = parse_retry_after(response.headers.get("Retry-After"))
+        wait = 30.0 if hinted is None else hinted
         raise UpstreamError("Mathpix rate-limited the token service", status=503, retry_after=wait)
     if response.status_code in (401, 403):
         raise UpstreamError(

@@ -1,6 +1,7 @@
 """``mathpix-nb token-server``: run the app-token service, or manage its callers.
 
 mathpix-nb token-server [--host H] [--port P] [--callers-file F] [--jupyterhub] [--region eu]
+                        [--proxy [--state-db F] [--images-per-day N] ...] [--cors-origin O]
 mathpix-nb token-server new-caller NAME [--callers-file F]   # prints a new secret once
 mathpix-nb token-server hash < secret.txt                    # prints sha256:<hex>
 """
@@ -78,6 +79,36 @@ def _serve_parser() -> argparse.ArgumentParser:
         default="127.0.0.1",
         help="proxy addresses trusted for forwarded headers (default 127.0.0.1)",
     )
+    g = p.add_argument_group("proxy mode (docs/token-service.md, 'The proxy')")
+    g.add_argument(
+        "--proxy",
+        action="store_true",
+        help="also forward /v3/... to Mathpix with the key (async, PDFs, ocr-results for "
+        "callers without a key); callers authenticate as for /token",
+    )
+    g.add_argument(
+        "--proxy-endpoints",
+        help="endpoint groups allowed (default ocr,results,pdf,converter,batch,app-tokens; "
+        "also: usage, account)",
+    )
+    g.add_argument("--state-db", help="SQLite file of ownership and usage (default: in memory)")
+    g.add_argument(
+        "--proxy-rate-limit", type=float, default=600, help="proxied requests per caller a minute"
+    )
+    g.add_argument("--proxy-burst", type=int, help="proxied requests a caller may make at once")
+    g.add_argument("--images-per-day", type=int, help="per-caller quota (default unlimited)")
+    g.add_argument("--images-per-month", type=int, help="per-caller quota")
+    g.add_argument("--pages-per-day", type=int, help="per-caller PDF-page quota")
+    g.add_argument("--pages-per-month", type=int, help="per-caller PDF-page quota")
+    g.add_argument(
+        "--max-pdf-mb", type=float, default=1024, help="largest PDF upload (MB, default 1024)"
+    )
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        help="browser origin allowed to call /token and the proxy (repeatable; default none)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p
 
@@ -110,6 +141,8 @@ def _serve(argv: list[str], env: Mapping[str, str]) -> int:
     if prefix is None:
         prefix = env.get("JUPYTERHUB_SERVICE_PREFIX", "") if args.jupyterhub else ""
     from ._app import create_app
+    from ._proxy import DEFAULT_GROUPS
+    from ._store import Quotas
 
     try:
         app = create_app(
@@ -125,6 +158,19 @@ def _serve(argv: list[str], env: Mapping[str, str]) -> int:
             rate_limit_per_minute=args.rate_limit,
             rate_limit_burst=args.burst,
             prefix=prefix,
+            proxy=args.proxy,
+            proxy_endpoints=_split(args.proxy_endpoints) or DEFAULT_GROUPS,
+            proxy_rate_limit_per_minute=args.proxy_rate_limit,
+            proxy_rate_limit_burst=args.proxy_burst,
+            quotas=Quotas(
+                images_per_day=args.images_per_day,
+                images_per_month=args.images_per_month,
+                pages_per_day=args.pages_per_day,
+                pages_per_month=args.pages_per_month,
+            ),
+            state_db=args.state_db or ":memory:",
+            max_pdf_bytes=int(args.max_pdf_mb * 1024 * 1024),
+            cors_origins=args.cors_origin,
             environ=env,
         )
     except ConfigurationError as exc:
@@ -140,6 +186,7 @@ def _serve(argv: list[str], env: Mapping[str, str]) -> int:
         log_level=args.log_level,
         proxy_headers=args.proxy_headers,
         forwarded_allow_ips=args.forwarded_allow_ips,
+        access_log=not args.proxy,  # proxied paths may hold app tokens; the audit log replaces it
     )
     return 0
 

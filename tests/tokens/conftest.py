@@ -128,3 +128,39 @@ def png_bytes() -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def pdf_bytes() -> bytes:
+    """A real two-page PDF (Pillow writes it)."""
+    from PIL import Image, ImageDraw
+
+    pages = []
+    for n in (1, 2):
+        page = Image.new("RGB", (300, 200), "white")
+        ImageDraw.Draw(page).text((20, 80), f"page {n}: a + b = c", fill="black")
+        pages.append(page)
+    buf = io.BytesIO()
+    pages[0].save(buf, format="PDF", save_all=True, append_images=pages[1:])
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def proxy_service(upstream: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One proxy-mode service process (callers alice and bob) over the module's upstream."""
+    from mathpix_nb.tokens import hash_secret
+
+    from .proxy_support import start_python
+
+    log = tmp_path_factory.mktemp("proxy") / "service.log"
+    service = start_python(
+        upstream,
+        log,
+        base_url=upstream.urls["global"],
+        callers={"alice": hash_secret(ALICE), "bob": hash_secret(BOB)},
+        proxy=True,
+        state_db=str(log.with_name("state.sqlite3")),
+        proxy_rate_limit_per_minute=100_000,
+    )
+    yield service
+    service.stop()
