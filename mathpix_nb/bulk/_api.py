@@ -208,6 +208,7 @@ class Api:
         per_page: int,
         include_null: bool = False,
         from_date: str | None = None,
+        to_date: str | None = None,
     ) -> list[dict[str, Any]]:
         """One page of v3/ocr-results carrying all ``tags`` (received since ``from_date``)."""
         filters: dict[str, Any] = {"tags": list(tags)}
@@ -215,6 +216,8 @@ class Api:
             filters["include_null_results"] = True
         if from_date is not None:
             filters["from_date"] = from_date
+        if to_date is not None:
+            filters["to_date"] = to_date
         items = await self._call("ocr_results_page", page=page, per_page=per_page, **filters)
         return list(items)
 
@@ -225,6 +228,7 @@ class Api:
         per_page: int,
         include_null: bool = False,
         from_date: str | None = None,
+        to_date: str | None = None,
         on_page: Callable[[list[dict[str, Any]]], bool] | None = None,
     ) -> list[dict[str, Any]]:
         """Items carrying all ``tags``, page after page until a short page (or until
@@ -233,7 +237,12 @@ class Api:
         page = 1
         while True:
             items = await self.results_page(
-                tags, page=page, per_page=per_page, include_null=include_null, from_date=from_date
+                tags,
+                page=page,
+                per_page=per_page,
+                include_null=include_null,
+                from_date=from_date,
+                to_date=to_date,
             )
             if on_page is not None:
                 if on_page(items) or len(items) < per_page:

@@ -266,28 +266,55 @@ def _iso_floor(ts: float) -> str:
 class _Group:
     """Jobs polled together (by run + batch tag), and how far back a poll must look.
 
-    Incremental polling without trusting any clock: a job whose submit call *returned*
-    before the oldest waiting job's submit *started* was received by the server earlier
-    than it. So ``from_date`` = the latest server receipt time (``timestamp - duration`` of
-    its ocr-results item) among such finished jobs skips everything already collected and
-    can never skip a waiting job, whatever the clocks of client and server say."""
+    Incremental polling without trusting either clock: every finished job brackets the
+    offset between the server's clock and ours (the server received it after we started
+    sending it and before its answer came back), so ``receipt - returned_at`` over finished
+    jobs is a lower bound ``L`` of that offset. A waiting job was received at or after
+    ``sent_at + L`` on the server's clock, so ``from_date`` = the oldest waiting job's
+    ``sent_at + L`` skips what is already collected and never skips a waiting job. A group
+    that makes no progress for ``_FULL_EVERY`` polls is polled in full once (a server clock
+    that stepped back cannot hide a result for good)."""
 
-    __slots__ = ("marks", "since", "waiting")
+    __slots__ = ("idle", "waiting")
 
     def __init__(self) -> None:
         self.waiting: dict[str, _Job] = {}
-        self.marks: list[tuple[float, float]] = []  # (returned_at, received_at) of done jobs
-        self.since: float | None = None
+        self.idle = 0  # polls in a row that finished nothing here
 
-    def advance(self) -> None:
-        if not self.waiting:
-            return
-        oldest = min(job.sent_at for job in self.waiting.values())
-        usable = [received for returned, received in self.marks if returned < oldest]
-        if usable:
-            latest = max(usable) - 0.002  # the API's ms rounding of timestamp and duration
-            self.since = latest if self.since is None else max(self.since, latest)
-            self.marks = [m for m in self.marks if m[0] >= oldest]
+    def windows(self, low: float | None, high: float | None) -> list[tuple[str | None, str | None]]:
+        """``(from_date, to_date)`` ranges holding every waiting job's receipt time.
+
+        ``low`` / ``high`` bound the server-minus-our clock offset; a waiting job was
+        received within ``[sent_at + low, returned_at + high]``. Overlapping ranges are
+        merged, and the closest ones until at most ``_WINDOWS`` remain; the last one is open.
+        No bounds yet (or a stalled group): one full poll."""
+        if low is None or high is None or not self.waiting or self.idle >= _FULL_EVERY:
+            self.idle = 0 if self.idle >= _FULL_EVERY else self.idle
+            return [(None, None)]
+        spans = sorted(
+            (job.sent_at + low - 0.005, job.returned_at + high + 0.005)
+            for job in self.waiting.values()
+        )
+        if spans[0][0] == -math.inf or any(hi == math.inf for _, hi in spans):
+            return [(None, None)]
+        merged: list[list[float]] = []
+        for lo, hi in spans:
+            if merged and lo <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        while len(merged) > _WINDOWS:  # join the two ranges with the smallest gap
+            i = min(range(len(merged) - 1), key=lambda k: merged[k + 1][0] - merged[k][1])
+            merged[i : i + 2] = [[merged[i][0], merged[i + 1][1]]]
+        out: list[tuple[str | None, str | None]] = [
+            (_iso_floor(lo), _iso_floor(hi + 0.001)) for lo, hi in merged
+        ]
+        out[-1] = (out[-1][0], None)
+        return out
+
+
+_WINDOWS = 4
+_FULL_EVERY = 20
 
 
 def _body_error_id(body: Mapping[str, Any]) -> str | None:
@@ -340,6 +367,9 @@ class BulkRun:
         self.producing = True
         self.fatal: str | None = None
         self.unreachable = 0  # unreachable-server outcomes since the last answer
+        # bounds of (server clock - our monotonic clock), from finished jobs (see _Group)
+        self.offset: float | None = None
+        self.offset_high: float | None = None
         self.deadline = (time.monotonic() + config.timeout) if config.timeout else None
         self.base_url = api.base_url
         self.region = api.region
@@ -835,24 +865,39 @@ class BulkRun:
             tags = [run_tag] if batch_tag == run_tag else [run_tag, batch_tag]
             waiting = group.waiting
 
-            def on_page(items: list[dict[str, Any]], group: _Group = group) -> bool:
+            found = [0]
+
+            def on_page(
+                items: list[dict[str, Any]], group: _Group = group, found: list[int] = found
+            ) -> bool:
                 for item in items:
                     rid = _item_request_id(item)
                     body = item.get("result")
                     job = group.waiting.get(rid) if rid else None
                     if job is not None and isinstance(body, Mapping):
                         del group.waiting[rid]  # type: ignore[arg-type]
+                        found[0] += 1
                         received = _received_at(item)
                         if received is not None and job.returned_at < math.inf:
-                            group.marks.append((job.returned_at, received))
+                            bound = received - job.returned_at
+                            if self.offset is None or bound > self.offset:
+                                self.offset = bound
+                            top = received - job.sent_at
+                            if self.offset_high is None or top < self.offset_high:
+                                self.offset_high = top
                         self._complete(job, body)
                 return not group.waiting
 
-            since = None if group.since is None else _iso_floor(group.since)
             try:
-                await self.api.results(
-                    tags, per_page=self.cfg.per_page, from_date=since, on_page=on_page
-                )
+                for since, until in group.windows(self.offset, self.offset_high):
+                    if group.waiting:
+                        await self.api.results(
+                            tags,
+                            per_page=self.cfg.per_page,
+                            from_date=since,
+                            to_date=until,
+                            on_page=on_page,
+                        )
             except _api.Retryable as exc:
                 if exc.unreachable:
                     self._unreachable(exc.message)
@@ -865,7 +910,7 @@ class BulkRun:
                 self._fail_waiting(waiting, exc.error_id, exc.message)
             else:
                 self._answered()
-            group.advance()
+            group.idle = 0 if found[0] else group.idle + 1
             if not waiting:
                 self.pending.pop(key, None)
 
