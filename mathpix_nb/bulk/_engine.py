@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import random
+import sqlite3
 import time
 import uuid
 import warnings
@@ -350,7 +351,7 @@ class BulkRun:
         self.options = dict(options)
         self.crop = crop
         self.prep: ImagePrep | None = api.prep if prepare is None else prep_option(prepare)
-        self.journal = journal
+        self.journal = _GuardedJournal(journal)
         self.cfg = config
         self.on_rows_done = on_rows_done
         self.run_id = uuid.uuid4().hex[:12]
@@ -935,6 +936,55 @@ class BulkRun:
                     "interrupted",
                     "another run was sending this image and stopped; rerun to send it",
                 )
+
+
+class _GuardedJournal:
+    """The run's journal; a write that fails mid-run (disk full, file gone) is logged once
+    and the run goes on without it: finished rows stay in the output, a rerun redoes only
+    what the journal could not record."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+        self.owner = journal.owner
+        self.broken: str | None = None
+
+    def _guard(self, name: str, default: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.broken is not None and name not in ("get",):
+            return default
+        try:
+            return getattr(self._journal, name)(*args, **kwargs)
+        except sqlite3.Error as exc:
+            if self.broken is None:
+                self.broken = f"{type(exc).__name__}: {exc}"
+                msg = (
+                    f"mathpix_nb bulk OCR: the journal {self._journal.path} stopped taking "
+                    f"writes ({self.broken}); the run goes on without it (free disk space "
+                    "or pass journal= elsewhere to resume later runs)"
+                )
+                log.warning(msg)
+                warnings.warn(msg, UserWarning, stacklevel=2)
+            return default
+
+    def get(self, key: str) -> JournalEntry | None:
+        return self._guard("get", None, key)  # type: ignore[no-any-return]
+
+    def claim(self, key: str, **kwargs: Any) -> bool:
+        return bool(self._guard("claim", True, key, **kwargs))
+
+    def adopt(self, key: str) -> None:
+        self._guard("adopt", None, key)
+
+    def submitted(self, key: str, request_id: str, **kwargs: Any) -> None:
+        self._guard("submitted", None, key, request_id, **kwargs)
+
+    def done(self, key: str, result: Mapping[str, Any], **kwargs: Any) -> None:
+        self._guard("done", None, key, result, **kwargs)
+
+    def failed(self, key: str, error_id: str, message: str, **kwargs: Any) -> None:
+        self._guard("failed", None, key, error_id, message, **kwargs)
+
+    def release(self, key: str) -> None:
+        self._guard("release", None, key)
 
 
 def _pixels_sha(image: Any) -> str:
