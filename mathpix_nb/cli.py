@@ -17,6 +17,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "offline",
         "OCR the bundled sample images (offline engine without credentials)",
     ),
+    "journal": ("mathpix_nb.bulk.journal_cli", "pandas", "check / repair / forget a bulk journal"),
     "ocr": ("mathpix_nb.bulk.cli", "pandas", "bulk OCR of image paths, globs or a CSV column"),
     "serve": ("mathpix_nb.server.cli", "server", "run the local Mathpix-compatible server"),
     "token-server": ("mathpix_nb.tokens.cli", "server", "run the app-token service for teams"),
