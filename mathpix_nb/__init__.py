@@ -45,6 +45,7 @@ from ._exceptions import (
 )
 from ._files_api import FileEntry, FilesJob, FileStatus, JobSubmission, verify_webhook
 from ._images import ImagePrep, PreparedImage, clip_crop, prepare_image
+from ._journal import Journal, JournalEntry
 from ._models import AppToken, LatexResult, OcrResult, PdfResult
 from ._options import (
     BatchOptions,
@@ -150,6 +151,8 @@ __all__ = [
     "InkPad",
     "InvalidRequestError",
     "JobSubmission",
+    "Journal",
+    "JournalEntry",
     "LatexOptions",
     "LatexResult",
     "Mathpix",

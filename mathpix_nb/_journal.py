@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["Journal", "JournalEntry", "default_journal_path", "process_alive"]
+__all__ = ["Journal", "JournalEntry", "JournalError", "default_journal_path", "process_alive"]
 
 State = Literal["submitting", "submitted", "done", "failed"]
 
@@ -143,6 +143,21 @@ class JournalEntry:
         return self.state in ("done", "failed")
 
 
+class JournalError(OSError):
+    """The journal file cannot be used (corrupt, not a journal, unwritable); names the file
+    and the fix."""
+
+
+def _unusable(path: Path | None, exc: BaseException) -> JournalError:
+    where = str(path) if path is not None else ":memory:"
+    return JournalError(
+        f"the journal {where} cannot be used ({type(exc).__name__}: {exc}). Fix: run "
+        f"`mathpix-nb journal check {where}` / `mathpix-nb journal repair {where}` (keeps the "
+        "rows it can read), delete the file (finished results are then fetched or paid "
+        "again), or pass journal= / --journal another path."
+    )
+
+
 class Journal:
     """SQLite journal + result cache for OCR jobs; see the module docstring for the model.
 
@@ -165,17 +180,25 @@ class Journal:
                     "Set MATHPIX_NB_HOME or pass journal=<writable path>."
                 ) from exc
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            target, timeout=60.0, check_same_thread=False, isolation_level=None
-        )
-        self._conn.execute("PRAGMA busy_timeout=60000")
-        if self.path is not None:
-            # WAL + synchronous=NORMAL: every commit survives a process crash (kill -9);
-            # only an OS crash/power loss could drop the last few transactions.
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-        with self._lock:
-            self._conn.executescript(_SCHEMA)
+        try:
+            self._conn = sqlite3.connect(
+                target, timeout=60.0, check_same_thread=False, isolation_level=None
+            )
+        except sqlite3.Error as exc:
+            raise _unusable(self.path, exc) from None
+        try:
+            self._conn.execute("PRAGMA busy_timeout=60000")
+            if self.path is not None:
+                # WAL + synchronous=NORMAL: every commit survives a process crash (kill -9);
+                # only an OS crash/power loss could drop the last few transactions.
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+            with self._lock:
+                self._conn.executescript(_SCHEMA)
+                self._conn.execute("SELECT key FROM jobs LIMIT 1").fetchall()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise _unusable(self.path, exc) from None
         self.owner = _new_owner()
         _LIVE_OWNERS.add(self.owner)
 

@@ -19,6 +19,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "offline",
         "OCR the bundled sample images (offline engine without credentials)",
     ),
+    "journal": (
+        "mathpix_nb.bulk.journal_cli:main",
+        "pandas",
+        "check / repair / forget a bulk journal",
+    ),
     "ocr": (
         "mathpix_nb.bulk.cli:ocr_main",
         "pandas",

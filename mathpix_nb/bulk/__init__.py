@@ -7,13 +7,17 @@ See ``docs/bulk.md``.
 
 from __future__ import annotations
 
+from .._journal import Journal, JournalEntry
 from ._dask import ocr_dask
-from ._engine import BulkConfig, BulkSummary
+from ._engine import BulkConfig, BulkSummary, RowResult
 from ._frame import aocr_frame, aocr_series, ocr_frame, ocr_series
 
 __all__ = [
     "BulkConfig",
     "BulkSummary",
+    "Journal",
+    "JournalEntry",
+    "RowResult",
     "aocr_frame",
     "aocr_series",
     "ocr_dask",

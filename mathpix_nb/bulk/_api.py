@@ -1,25 +1,25 @@
-"""Thin adapter between the bulk engine and the client core.
+"""The bulk engine's view of the API: the user's own ``Mathpix`` / ``AsyncMathpix``.
 
-The engine drives the core's I/O-free flows (``ClientCore.submit`` / ``text`` /
-``ocr_results_page``) with its own ``httpx.AsyncClient`` on its own loop, so a sync ``Mathpix``
-works as well as an ``AsyncMathpix``. One rule differs from the clients' driver: a POST whose
-connection breaks *after* the upload started is not retried blindly (the image may have
-landed); it surfaces as :class:`Unknown` so the engine looks it up by its row tag first.
+Bulk is a plain user of the public client: ``submit()`` / ``text()`` / ``ocr_results_page()``
+on the client it was given, so the user's ``http_client`` (transport, proxies, CA, event
+hooks), retry policy and observers see every bulk request. A sync ``Mathpix`` is driven from
+worker threads (httpx.Client is thread-safe); an ``AsyncMathpix`` is awaited. With no client,
+bulk builds an ``AsyncMathpix`` from the environment over a :class:`ShardedAsyncTransport`.
 
-Every failure is classified into what the engine must do next:
+The engine counts requests and real retries (not token waits) with an observer, and sorts
+every failure into what it must do next:
 
 * :class:`Retryable` - the API answered "not now" (429, 5xx, ``sys_exception``) after the
-  core's own retries, or the connection was refused: the image did not land;
-* :class:`Unknown` - the image may or may not have landed;
+  client's own retries, or the connection failed before the upload: the image did not land;
+* :class:`Unknown` - ``SubmissionUncertain``: the image may or may not have landed;
 * :class:`Failed` - a final answer for this image (``image_no_content``...) or, with
-  ``fatal``, for the whole run (bad credentials, quota used up, not allowed).
+  ``fatal`` (``MathpixError.fatal``), for the whole run.
 """
 
 from __future__ import annotations
 
 import functools
-import io
-import ssl
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -27,40 +27,35 @@ import anyio
 import anyio.to_thread
 import httpx
 
+from .._client import AsyncMathpix, Mathpix
+from .._events import Event
 from .._exceptions import (
     APIError,
-    AuthenticationError,
-    ConfigurationError,
     ImageError,
-    NotAllowedError,
-    QuotaExceededError,
+    MathpixError,
     RateLimitError,
     ServerError,
+    SubmissionUncertain,
     TransportError,
 )
-from .._images import ImagePrep, PreparedImage, prepare_image, raw_image
-from .._protocol import Compute, Sleep
+from .._images import ImagePrep
+from .._transport import ShardedAsyncTransport
 
-__all__ = [
-    "Api",
-    "Failed",
-    "ImageError",
-    "Retryable",
-    "Unknown",
-    "core_of",
-    "prep_option",
-    "prepare",
-]
-
-_SHARD = 2  # connections per pool
-
-_SAFE_TRANSPORT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+__all__ = ["Api", "Failed", "Retryable", "Unknown", "client_for_run"]
 
 
 class Retryable(Exception):
-    def __init__(self, error_id: str, message: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        error_id: str,
+        message: str,
+        retry_after: float | None = None,
+        *,
+        unreachable: bool = False,
+    ) -> None:
         super().__init__(message)
         self.error_id, self.message, self.retry_after = error_id, message, retry_after
+        self.unreachable = unreachable  # the connection itself failed (refused, DNS...)
 
 
 class Unknown(Exception):
@@ -82,176 +77,149 @@ class Failed(Exception):
         self.permanent, self.fatal = permanent, fatal
 
 
-def core_of(client: Any) -> Any:
-    """The ``ClientCore`` of a ``Mathpix``/``AsyncMathpix`` (a new client from the env if None)."""
-    if client is None:  # settings from the environment; no HTTP client needed for that
-        from .._config import resolve_settings
-        from .._protocol import ClientCore
+AnyClient = Mathpix | AsyncMathpix
 
-        return ClientCore(resolve_settings())
-    core = getattr(client, "_core", None)
-    if core is None:
+
+def client_for_run(client: Any, *, connections: int) -> tuple[AnyClient, httpx.AsyncClient | None]:
+    """The client a run uses, and the HTTP client the run built for it (to close; None: the
+    user's client, left open).
+
+    ``None``: an ``AsyncMathpix`` from the environment over sharded pools (credentials are
+    resolved here, so a missing key fails before any row is read)."""
+    if client is None:
+        http = httpx.AsyncClient(transport=ShardedAsyncTransport(connections=connections))
+        return AsyncMathpix(http_client=http), http  # no connection is opened before use
+    if not isinstance(client, Mathpix | AsyncMathpix):
         raise TypeError(
             f"client must be a mathpix_nb.Mathpix or AsyncMathpix, got {type(client).__name__}"
         )
-    return core
+    return client, None
 
 
-def prep_option(prepare: Any) -> ImagePrep | None:
-    """``True``/``ImagePrep``/dict of ImagePrep fields -> ImagePrep; ``False`` -> None (as is)."""
-    if prepare is True:
-        return ImagePrep()
-    if prepare is False:
-        return None
-    if isinstance(prepare, ImagePrep):
-        return prepare
-    if isinstance(prepare, Mapping):
-        return ImagePrep(**prepare)
-    raise TypeError(f"prepare must be True, False, an ImagePrep or a dict, got {prepare!r}")
-
-
-def prepare(payload: Any, *, crop: Any, prep: ImagePrep | None, source: str) -> PreparedImage:
-    """Prepare local pixels for upload with the client core (``prep=None``: send as is)."""
-    if isinstance(payload, bytes | bytearray):
-        buf = io.BytesIO(payload)
-        buf.name = source  # names the input in messages and the upload's file name
-        payload = buf
-    if prep is None:
-        return raw_image(payload, crop=crop)
-    return prepare_image(payload, crop=crop, prep=prep)
+def _error_id(exc: MathpixError, default: str) -> str:
+    return getattr(exc, "error_id", None) or default
 
 
 def _translate(exc: BaseException) -> Exception:
-    if isinstance(exc, QuotaExceededError | AuthenticationError):
-        return Failed(exc.error_id or "http_unauthorized", str(exc), fatal=True)
-    if isinstance(exc, NotAllowedError | ConfigurationError):
-        return Failed("not_allowed", str(exc), fatal=True)
+    """A client exception -> what the engine does next (non-Mathpix errors pass through)."""
+    if isinstance(exc, SubmissionUncertain):
+        return Unknown(str(exc))
+    if not isinstance(exc, MathpixError):
+        raise exc
+    if exc.fatal:
+        default = "http_unauthorized" if isinstance(exc, APIError) else "not_allowed"
+        return Failed(_error_id(exc, default), str(exc), fatal=True)
     if isinstance(exc, RateLimitError):
-        return Retryable(exc.error_id or "http_max_requests", str(exc), exc.retry_after)
+        return Retryable(_error_id(exc, "http_max_requests"), str(exc), exc.retry_after)
     if isinstance(exc, ServerError):
-        return Retryable(exc.error_id or f"http_{exc.status_code}", str(exc))
+        return Retryable(_error_id(exc, f"http_{exc.status_code}"), str(exc))
     if isinstance(exc, APIError):
-        return Failed(exc.error_id or "api_error", str(exc), request_id=exc.request_id)
+        return Failed(_error_id(exc, "api_error"), str(exc), request_id=exc.request_id)
     if isinstance(exc, ImageError):
         return Failed("image_unreadable", str(exc))
     if isinstance(exc, TransportError):
-        return Retryable("connection_error", str(exc))
-    raise exc
-
-
-@functools.lru_cache(maxsize=1)
-def _tls_context() -> ssl.SSLContext:
-    return httpx.create_ssl_context()
+        cause = exc.__cause__
+        unreachable = isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout)
+        return Retryable("connection_error", str(exc), unreachable=unreachable)
+    return Failed(_error_id(exc, "api_error"), str(exc))
 
 
 class Api:
-    """The engine's view of the API: submit / text / results, over one AsyncClient."""
+    """submit / text / results over one public client, counting requests and retries."""
 
-    def __init__(self, core: Any, *, connections: int) -> None:
-        self.core = core
-        # Several small pools instead of one big one: httpcore re-checks every connection of
-        # a pool for each request it assigns, so one pool of 32 costs ~16x more CPU per
-        # request than pools of 2. Each request goes to the least busy pool.
-        shards = max(1, -(-connections // _SHARD))
-        tls = _tls_context()  # built once: loading the CA bundle costs ~50 ms each time
-        self._pools = [
-            httpx.AsyncClient(
-                verify=tls,
-                limits=httpx.Limits(max_connections=_SHARD, max_keepalive_connections=_SHARD),
-            )
-            for _ in range(shards)
-        ]
-        self._busy = [0] * shards
+    def __init__(
+        self, client: AnyClient, *, concurrency: int, own_http: httpx.AsyncClient | None = None
+    ) -> None:
+        self.client = client
+        self.own_http = own_http
+        self.is_async = isinstance(client, AsyncMathpix)
+        # sync client: one worker thread per request in flight (plus the poller's)
+        self._threads = anyio.CapacityLimiter(max(1, concurrency) + 2)
+        self._lock = threading.Lock()
         self.requests = 0
         self.retries = 0
+        self._remove = client.add_observer(self._observe)
 
-    async def _send(self, request: httpx.Request) -> httpx.Response:
-        i = min(range(len(self._busy)), key=self._busy.__getitem__)
-        self._busy[i] += 1
-        try:
-            return await self._pools[i].send(request)
-        finally:
-            self._busy[i] -= 1
+    def _observe(self, event: Event) -> None:
+        if event.kind == "request":
+            with self._lock:
+                self.requests += 1
+        elif event.kind == "retry":  # waits for a token or a poll are not retries
+            with self._lock:
+                self.retries += 1
 
     @property
     def base_url(self) -> str:
-        return str(self.core.settings.base_url)
+        return self.client.base_url
 
     @property
     def region(self) -> str:
-        return str(self.core.settings.region)
+        return self.client.region
 
     @property
-    def auth_mode(self) -> str:
-        return str(self.core.credentials.mode)
+    def can_async(self) -> bool:
+        return self.client.can_async
 
     @property
     def prep(self) -> ImagePrep | None:
-        return self.core.prep  # type: ignore[no-any-return]
+        return self.client.prep
 
     async def aclose(self) -> None:
-        for pool in self._pools:
-            await pool.aclose()
+        self._remove()
+        if self.own_http is not None:
+            await self.own_http.aclose()
 
-    async def _drive(self, flow: Any, *, upload: bool = False) -> Any:
-        """Run a core flow. With ``upload``, a connection broken after sending raises Unknown."""
+    async def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        method: Callable[..., Any] = getattr(self.client, name)
         try:
-            step = next(flow)
-            while True:
-                if isinstance(step, Sleep):
-                    self.retries += 1
-                    await anyio.sleep(step.seconds)
-                    step = flow.send(None)
-                elif isinstance(step, Compute):
-                    try:
-                        value = await anyio.to_thread.run_sync(step.func)
-                    except Exception as exc:
-                        step = flow.throw(exc)
-                    else:
-                        step = flow.send(value)
-                else:
-                    self.requests += 1
-                    if step.method == "POST":
-                        step.read()  # one buffer, one write (a multipart stream costs ~10)
-                    try:
-                        response = await self._send(step)
-                    except httpx.TransportError as exc:
-                        if (
-                            upload
-                            and step.method == "POST"
-                            and not isinstance(exc, _SAFE_TRANSPORT)
-                        ):
-                            flow.close()
-                            raise Unknown(
-                                f"{type(exc).__name__}: {exc or 'connection lost'}"
-                            ) from exc
-                        step = flow.throw(exc)
-                    else:
-                        step = flow.send(response)
-        except StopIteration as stop:
-            return stop.value
+            if self.is_async:
+                return await method(*args, **kwargs)
+            return await anyio.to_thread.run_sync(
+                functools.partial(method, *args, **kwargs), limiter=self._threads
+            )
+        except MathpixError as exc:
+            raise _translate(exc) from exc
 
     async def submit(
-        self, image: Any, *, tags: list[str], options: Mapping[str, Any], crop: Any = None
+        self,
+        image: Any,
+        *,
+        tags: list[str],
+        options: Mapping[str, Any],
+        crop: Any,
+        prepare: ImagePrep | bool,
     ) -> str:
         """POST one image as an async v3/text job; its request id."""
-        flow = self.core.submit(image, crop=crop, options=dict(options, tags=tags))
-        try:
-            return str(await self._drive(flow, upload=True))
-        except (Unknown, Failed, Retryable):
-            raise
-        except Exception as exc:
-            raise _translate(exc) from exc
+        opts = dict(options, tags=tags)
+        return str(await self._call("submit", image, crop=crop, prepare=prepare, **opts))
 
     async def text(
-        self, image: Any, *, options: Mapping[str, Any], crop: Any = None
+        self, image: Any, *, options: Mapping[str, Any], crop: Any, prepare: ImagePrep | bool
     ) -> dict[str, Any]:
         """Synchronous v3/text (the fallback path); the response body (errors raise)."""
-        try:
-            result = await self._drive(self.core.text(image, crop=crop, options=dict(options)))
-        except Exception as exc:
-            raise _translate(exc) from exc
+        result = await self._call("text", image, crop=crop, prepare=prepare, **dict(options))
         return dict(result.raw)
+
+    async def results_page(
+        self,
+        tags: list[str],
+        *,
+        page: int,
+        per_page: int,
+        include_null: bool = False,
+        from_date: str | None = None,
+        to_date: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """One page of v3/ocr-results carrying all ``tags`` (received since ``from_date``)."""
+        filters: dict[str, Any] = {"tags": list(tags)}
+        if include_null:
+            filters["include_null_results"] = True
+        if from_date is not None:
+            filters["from_date"] = from_date
+        if to_date is not None:
+            filters["to_date"] = to_date
+        items = await self._call("ocr_results_page", page=page, per_page=per_page, **filters)
+        return list(items)
 
     async def results(
         self,
@@ -259,20 +227,23 @@ class Api:
         *,
         per_page: int,
         include_null: bool = False,
+        from_date: str | None = None,
+        to_date: str | None = None,
         on_page: Callable[[list[dict[str, Any]]], bool] | None = None,
     ) -> list[dict[str, Any]]:
-        """Items of v3/ocr-results carrying all ``tags``, page after page until a short page
-        (or until ``on_page(items)`` returns True: the caller has all it needs)."""
-        filters: dict[str, Any] = {"tags": list(tags)}
-        if include_null:
-            filters["include_null_results"] = True
+        """Items carrying all ``tags``, page after page until a short page (or until
+        ``on_page(items)`` returns True: the caller has all it needs)."""
         out: list[dict[str, Any]] = []
         page = 1
         while True:
-            try:
-                items = await self._drive(self.core.ocr_results_page(filters, page, per_page))
-            except Exception as exc:
-                raise _translate(exc) from exc
+            items = await self.results_page(
+                tags,
+                page=page,
+                per_page=per_page,
+                include_null=include_null,
+                from_date=from_date,
+                to_date=to_date,
+            )
             if on_page is not None:
                 if on_page(items) or len(items) < per_page:
                     return out

@@ -35,6 +35,9 @@ def run_blocking(
     """
     box: dict[str, Any] = {}
     started = threading.Event()
+    # Waited on instead of thread.join(): a join interrupted by KeyboardInterrupt can mark
+    # the thread stopped while it still runs (CPython), so a second join returns at once.
+    finished = threading.Event()
 
     def worker() -> None:
         loop = asyncio.new_event_loop()
@@ -53,20 +56,23 @@ def run_blocking(
             finally:
                 asyncio.set_event_loop(None)
                 loop.close()
+                finished.set()
 
     thread = threading.Thread(target=worker, name="mathpix-nb-bulk", daemon=True)
     thread.start()
     try:
-        while thread.is_alive():
-            thread.join(tick)
+        while not finished.wait(tick):
             if on_tick is not None:
                 on_tick()
+        if on_tick is not None:
+            on_tick()
     except KeyboardInterrupt:
         started.wait()
         loop, task = box.get("loop"), box.get("task")
         if loop is not None and task is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(task.cancel)
+        finished.wait()
         thread.join()
         raise
     if "error" in box:

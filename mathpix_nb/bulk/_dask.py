@@ -35,12 +35,13 @@ import anyio
 import anyio.to_thread
 import httpx
 
-from .._config import resolve_settings
+from .._client import AsyncMathpix, Mathpix
 from .._images import ImagePrep
 from .._journal import Journal
 from .._retry import RetryPolicy
-from . import _api, _frame
-from ._engine import BulkSummary, RowResult, run_bulk
+from .._transport import ShardedAsyncTransport
+from . import _frame
+from ._engine import BulkConfig
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -81,29 +82,40 @@ class _ClientSpec:
     def of(cls, client: Any) -> _ClientSpec:
         if client is None:
             return cls()
-        core = _api.core_of(client)
-        settings = core.settings
+        if not isinstance(client, Mathpix | AsyncMathpix):
+            raise TypeError(
+                f"client must be a mathpix_nb.Mathpix or AsyncMathpix, got {type(client).__name__}"
+            )
+        settings = client.settings
         proxied = settings.proxy_url is not None  # the worker's MATHPIX_PROXY_URL decides
         return cls(
             base_url=None if proxied else str(settings.base_url),
             region=str(settings.region) if proxied else None,  # base_url names the host
             timeout=settings.timeout,
             max_retries=int(settings.max_retries),
-            prep=core.prep,
-            retry=core.retry,
+            prep=client.prep,
+            retry=client.retry,
         )
 
-    def core(self) -> Any:
-        """A ``ClientCore`` with this worker's credentials (ConfigurationError names the fix)."""
+    def client(self, *, connections: int, gate: _Gate | None) -> tuple[AsyncMathpix, Any]:
+        """An ``AsyncMathpix`` with this worker's credentials over sharded pools whose
+        uploads pass the cluster's gate, and its HTTP client (to close). A
+        ``ConfigurationError`` names the worker and the fix."""
         from .._exceptions import ConfigurationError
-        from .._protocol import ClientCore
 
+        transport: httpx.AsyncBaseTransport = ShardedAsyncTransport(connections=connections)
+        if gate is not None:
+            transport = _GatedTransport(transport, gate)
+        http = httpx.AsyncClient(transport=transport)
         try:
-            settings = resolve_settings(
+            client = AsyncMathpix(
                 base_url=self.base_url,
                 region=self.region,
                 timeout=self.timeout,
                 max_retries=self.max_retries,
+                prepare=self.prep if self.prep is not None else False,
+                retry=self.retry,
+                http_client=http,
             )
         except ConfigurationError as exc:
             hint = (
@@ -114,8 +126,7 @@ class _ClientSpec:
                 else ""
             )
             raise ConfigurationError(f"on Dask worker {_worker_name()}: {exc}{hint}") from None
-        prepare: ImagePrep | bool = self.prep if self.prep is not None else False
-        return ClientCore(settings, prepare=prepare, retry=self.retry)
+        return client, http
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,55 +222,35 @@ class _Gate:
                 await anyio.to_thread.run_sync(self.sem.release)
 
 
-class _ClusterApi(_api.Api):
-    """The engine's Api with every image upload (``POST``) passing the cluster's gate."""
+class _GatedTransport(httpx.AsyncBaseTransport):
+    """Every image upload (``POST``) passes the cluster's gate; other requests go straight."""
 
-    def __init__(self, core: Any, *, connections: int, gate: _Gate | None) -> None:
-        super().__init__(core, connections=connections)
-        self.gate = gate
+    def __init__(self, inner: httpx.AsyncBaseTransport, gate: _Gate) -> None:
+        self.inner, self.gate = inner, gate
 
-    async def _send(self, request: httpx.Request) -> httpx.Response:
-        if self.gate is None or request.method != "POST":
-            return await super()._send(request)
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method != "POST":
+            return await self.inner.handle_async_request(request)
         await self.gate.acquire()
         try:
-            return await super()._send(request)
+            response = await self.inner.handle_async_request(request)
+            await response.aread()  # the lease covers the whole exchange
+            return response
         finally:
             await self.gate.release()
 
-
-class _CoreHolder:
-    """Stands for a client where ``_frame`` expects one: only its core is used."""
-
-    def __init__(self, core: Any) -> None:
-        self._core = core
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
-class _WorkerJob(_frame._Job):
-    def __init__(self, core: Any, kwargs: dict[str, Any], gate: _Gate | None) -> None:
-        super().__init__(_CoreHolder(core), kwargs, asynchronous=False)
-        self.gate = gate
+class _WorkerJob(_frame._BulkCall):
+    """One partition's bulk call on a worker, over a client built there (closed after)."""
 
-    async def run(
-        self, values: pd.Series, on_rows_done: Any
-    ) -> tuple[list[RowResult], BulkSummary]:
-        journal, own_journal = _frame._open_journal(self.journal_arg)
-        api = _ClusterApi(self.core, connections=self.config.concurrency + 4, gate=self.gate)
-        try:
-            return await run_bulk(
-                iter(values),
-                api=api,
-                options=self.options,
-                crop=self.crop,
-                prepare=self.prepare,
-                journal=journal,
-                config=self.config,
-                on_rows_done=on_rows_done,
-            )
-        finally:
-            await api.aclose()
-            if own_journal:
-                journal.close()
+    def __init__(self, spec: _ClientSpec, kwargs: dict[str, Any], gate: _Gate | None) -> None:
+        concurrency = int(kwargs.get("concurrency") or BulkConfig().concurrency)
+        client, http = spec.client(connections=concurrency + 4, gate=gate)
+        super().__init__(client, kwargs, asynchronous=False)
+        self.own_http = http
 
 
 def _typed(out: pd.DataFrame, prefix: str) -> pd.DataFrame:
@@ -303,7 +294,7 @@ class _PartitionOCR:
             worker, dclient = get_worker(), get_client()
         except ValueError:  # computed with another scheduler (e.g. scheduler="threads")
             kwargs = dict(self.kwargs, prefix=self.prefix, progress=False)
-            job = _WorkerJob(self.spec.core(), kwargs, None)
+            job = _WorkerJob(self.spec, kwargs, None)
             series = _frame._column(part, self.column)
             rows, summary = anyio.run(job.run, series, None)
             return _typed(_frame._finish(series, part, rows, summary, self.prefix), self.prefix)
@@ -321,7 +312,7 @@ class _PartitionOCR:
                 time.sleep(RERUN_SETTLE)
         series = _frame._column(part, self.column)
         _frame._check_prefix(part, self.prefix)
-        job = _WorkerJob(self.spec.core(), kwargs, gate)
+        job = _WorkerJob(self.spec, kwargs, gate)
         topic = f"mathpix-nb-{self.token}"
         state = {"done": 0, "sent": 0.0}
 

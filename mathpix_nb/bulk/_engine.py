@@ -20,29 +20,48 @@ token auth, ``improve_mathpix=False``) jobs go through synchronous v3/text concu
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import math
 import os
 import random
+import sqlite3
 import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 import anyio.to_thread
 
+from .._exceptions import ImageError
+from .._image_io import read_file
+from .._images import ImagePrep
 from .._journal import Journal, JournalEntry, process_alive
+from .._protocol import prep_option
 from . import _api
 
 log = logging.getLogger("mathpix_nb.bulk")
 
-# (text, latex_styled, confidence, request_id, error)
-RowResult = tuple[str | None, str | None, float | None, str | None, str | None]
-_EMPTY: RowResult = (None, None, None, None, None)
+
+class RowResult(NamedTuple):
+    """One output row: the result columns of one input cell."""
+
+    text: str | None = None
+    latex_styled: str | None = None
+    confidence: float | None = None
+    request_id: str | None = None
+    error: str | None = None
+
+
+_EMPTY = RowResult()
+# Unreachable-server outcomes (after the client's own retries), with no success between
+# them, that stop the whole run: the server is down, so every other row would wait too.
+_BREAKER_TRIPS = 2
 
 _RETRYABLE_RESULT_IDS = {"sys_exception", "connection_closed"}
 
@@ -104,8 +123,10 @@ class _Job:
         "positions",
         "request_id",
         "result",
+        "returned_at",
         "row_tag",
         "run_tag",
+        "sent_at",
         "source",
     )
 
@@ -120,6 +141,9 @@ class _Job:
         self.row_tag: str | None = None
         self.result: RowResult | None = None
         self.attempts = 0
+        # local monotonic times around the submit call (incremental polling, see _Group)
+        self.sent_at = -math.inf
+        self.returned_at = math.inf
 
 
 @dataclass
@@ -191,9 +215,9 @@ def result_from_body(body: Mapping[str, Any], request_id: str | None = None) -> 
     """Shape a v3/text response body into a row (an error in the body goes to the error column).
 
     >>> result_from_body({"text": "x", "confidence": 1, "request_id": "r"})
-    ('x', None, 1.0, 'r', None)
+    RowResult(text='x', latex_styled=None, confidence=1.0, request_id='r', error=None)
     >>> result_from_body({"error": "Content not found",
-    ...                   "error_info": {"id": "image_no_content"}}, "r")[4]
+    ...                   "error_info": {"id": "image_no_content"}}, "r").error
     'image_no_content: Content not found [request_id r]'
     """
     rid = body.get("request_id") or request_id
@@ -202,21 +226,97 @@ def result_from_body(body: Mapping[str, Any], request_id: str | None = None) -> 
         info = info if isinstance(info, Mapping) else {}
         eid = str(info.get("id") or "api_error")
         msg = str(info.get("message") or body.get("error") or "")
-        return (
-            None,
-            None,
-            None,
-            rid,
-            _error_text(eid, msg) + (f" [request_id {rid}]" if rid else ""),
+        return RowResult(
+            request_id=rid, error=_error_text(eid, msg) + (f" [request_id {rid}]" if rid else "")
         )
     conf = body.get("confidence")
-    return (
+    return RowResult(
         body.get("text"),
         body.get("latex_styled"),
         float(conf) if isinstance(conf, int | float) else None,
         rid,
-        None,
     )
+
+
+def _failed_entry(entry: JournalEntry) -> RowResult:
+    return RowResult(
+        request_id=entry.request_id,
+        error=_error_text(entry.error_id or "api_error", entry.error or ""),
+    )
+
+
+def _received_at(item: Mapping[str, Any]) -> float | None:
+    """When the server received an ocr-results item's request, on the server's clock
+    (``timestamp - duration``); None if the item does not say."""
+    stamp, duration = item.get("timestamp"), item.get("duration")
+    if not isinstance(stamp, str) or not isinstance(duration, int | float):
+        return None
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp() - float(duration)
+
+
+def _iso_floor(ts: float) -> str:
+    dt = datetime.fromtimestamp(ts, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+class _Group:
+    """Jobs polled together (by run + batch tag), and how far back a poll must look.
+
+    Incremental polling without trusting either clock: every finished job brackets the
+    offset between the server's clock and ours (the server received it after we started
+    sending it and before its answer came back), so ``receipt - returned_at`` over finished
+    jobs is a lower bound ``L`` of that offset. A waiting job was received at or after
+    ``sent_at + L`` on the server's clock, so ``from_date`` = the oldest waiting job's
+    ``sent_at + L`` skips what is already collected and never skips a waiting job. A group
+    that makes no progress for ``_FULL_EVERY`` polls is polled in full once (a server clock
+    that stepped back cannot hide a result for good)."""
+
+    __slots__ = ("idle", "waiting")
+
+    def __init__(self) -> None:
+        self.waiting: dict[str, _Job] = {}
+        self.idle = 0  # polls in a row that finished nothing here
+
+    def windows(self, low: float | None, high: float | None) -> list[tuple[str | None, str | None]]:
+        """``(from_date, to_date)`` ranges holding every waiting job's receipt time.
+
+        ``low`` / ``high`` bound the server-minus-our clock offset; a waiting job was
+        received within ``[sent_at + low, returned_at + high]``. Overlapping ranges are
+        merged, and the closest ones until at most ``_WINDOWS`` remain; the last one is open.
+        No bounds yet (or a stalled group): one full poll."""
+        if low is None or high is None or not self.waiting or self.idle >= _FULL_EVERY:
+            self.idle = 0 if self.idle >= _FULL_EVERY else self.idle
+            return [(None, None)]
+        spans = sorted(
+            (job.sent_at + low - 0.005, job.returned_at + high + 0.005)
+            for job in self.waiting.values()
+        )
+        if spans[0][0] == -math.inf or any(hi == math.inf for _, hi in spans):
+            return [(None, None)]
+        merged: list[list[float]] = []
+        for lo, hi in spans:
+            if merged and lo <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        while len(merged) > _WINDOWS:  # join the two ranges with the smallest gap
+            i = min(range(len(merged) - 1), key=lambda k: merged[k + 1][0] - merged[k][1])
+            merged[i : i + 2] = [[merged[i][0], merged[i + 1][1]]]
+        out: list[tuple[str | None, str | None]] = [
+            (_iso_floor(lo), _iso_floor(hi + 0.001)) for lo, hi in merged
+        ]
+        out[-1] = (out[-1][0], None)
+        return out
+
+
+_WINDOWS = 4
+_FULL_EVERY = 20
 
 
 def _body_error_id(body: Mapping[str, Any]) -> str | None:
@@ -251,8 +351,8 @@ class BulkRun:
         self.api = api
         self.options = dict(options)
         self.crop = crop
-        self.prep = api.prep if prepare is None else _api.prep_option(prepare)
-        self.journal = journal
+        self.prep: ImagePrep | None = api.prep if prepare is None else prep_option(prepare)
+        self.journal = _GuardedJournal(journal)
         self.cfg = config
         self.on_rows_done = on_rows_done
         self.run_id = uuid.uuid4().hex[:12]
@@ -260,13 +360,18 @@ class BulkRun:
         self.summary = BulkSummary(run_id=self.run_id)
         self.rows: list[_Job | RowResult] = []
         self.jobs: dict[str, _Job] = {}
-        # (run_tag, batch_tag) -> {request_id: job}; polled by those two tags
-        self.pending: dict[tuple[str, str], dict[str, _Job]] = {}
+        self.sources: dict[int, str] = {}  # row -> its own input, where a shared job names another
+        # (run_tag, batch_tag) -> the jobs polled by those two tags
+        self.pending: dict[tuple[str, str], _Group] = {}
         self.foreign: dict[str, _Job] = {}  # jobs another live run is sending
         self.sent_in_batch = 0
         self.batch_no = 0
         self.producing = True
         self.fatal: str | None = None
+        self.unreachable = 0  # unreachable-server outcomes since the last answer
+        # bounds of (server clock - our monotonic clock), from finished jobs (see _Group)
+        self.offset: float | None = None
+        self.offset_high: float | None = None
         self.deadline = (time.monotonic() + config.timeout) if config.timeout else None
         self.base_url = api.base_url
         self.region = api.region
@@ -282,7 +387,7 @@ class BulkRun:
             return self.cfg.fallback
         meta = self.options.get("metadata") or {}
         reasons = []
-        if self.api.auth_mode not in ("keys", "proxy"):  # a team proxy adds the key
+        if not self.api.can_async:
             reasons.append("the client authenticates with an app token")
         if isinstance(meta, Mapping) and meta.get("improve_mathpix") is False:
             reasons.append("improve_mathpix=False keeps results out of v3/ocr-results")
@@ -317,7 +422,7 @@ class BulkRun:
         job.result = result
         job.run_tag = job.batch_tag = job.row_tag = None  # keep only what the output needs
         n = len(job.positions)
-        if result[4] is not None:
+        if result.error is not None:
             self.summary.failed += n
         elif cached:
             self.summary.cached += n
@@ -327,16 +432,21 @@ class BulkRun:
         self._notify(n)
 
     def _fail(self, job: _Job, error_id: str, message: str, rid: str | None = None) -> None:
-        self._finish(job, (None, None, None, rid, _error_text(error_id, message)))
+        self._finish(job, RowResult(request_id=rid, error=_error_text(error_id, message)))
+
+    def _stop_run(self, job: _Job) -> None:
+        assert self.fatal is not None
+        self._finish(job, RowResult(error=self.fatal))
 
     def _set_row_error(self, pos: int, error: str) -> None:
-        self.rows[pos] = (None, None, None, None, error)
+        self.rows[pos] = RowResult(error=error)
         self.summary.failed += 1
         self._notify(1)
 
     def _add_pending(self, job: _Job) -> None:
         assert job.request_id and job.run_tag and job.batch_tag
-        self.pending.setdefault((job.run_tag, job.batch_tag), {})[job.request_id] = job
+        group = self.pending.setdefault((job.run_tag, job.batch_tag), _Group())
+        group.waiting[job.request_id] = job
         self._wake.set()
 
     def _new_tags(self, job: _Job) -> list[str]:
@@ -351,6 +461,24 @@ class BulkRun:
 
     def _past_deadline(self) -> bool:
         return self.deadline is not None and time.monotonic() > self.deadline
+
+    def _capped(self, seconds: float) -> float:
+        """A wait cut short by the run's deadline (every wait of a run goes through here)."""
+        if self.deadline is not None:
+            seconds = min(seconds, max(0.0, self.deadline - time.monotonic()))
+        return max(0.0, seconds)
+
+    def _answered(self) -> None:
+        self.unreachable = 0
+
+    def _unreachable(self, message: str) -> None:
+        self.unreachable += 1
+        if self.unreachable >= _BREAKER_TRIPS and self.fatal is None:
+            self.fatal = _error_text(
+                "server_unreachable",
+                f"{message} The run stopped instead of trying every row; start the server "
+                "(or fix base_url / the network) and rerun: finished rows are kept.",
+            )
 
     # -- main ------------------------------------------------------------------------------
 
@@ -373,21 +501,25 @@ class BulkRun:
             self.summary.requests = self.api.requests
             self.summary.retried += self.api.retries
         out: list[RowResult] = []
-        for item in self.rows:
+        for pos, item in enumerate(self.rows):
             if not isinstance(item, _Job):
                 out.append(item)
             elif item.result is not None:
-                out.append(item.result)
+                row = item.result
+                own = self.sources.get(pos)
+                if own is not None and row.error is not None:  # name this row's own file
+                    row = row._replace(
+                        error=row.error.replace(item.source, own)
+                        + f" (same content as {item.source})"
+                    )
+                out.append(row)
             else:
                 self.summary.pending += 1
                 self.summary.failed += 1
                 out.append(
-                    (
-                        None,
-                        None,
-                        None,
-                        item.request_id,
-                        (
+                    RowResult(
+                        request_id=item.request_id,
+                        error=(
                             "poll_timeout: no result before the deadline; the job stays in the "
                             "journal and a rerun collects it without sending the image again"
                         ),
@@ -399,8 +531,59 @@ class BulkRun:
     async def _handle_row(self, pos: int, value: Any, limiter: anyio.Semaphore) -> None:
         try:
             await self._handle_row_inner(pos, value)
+        except Exception as exc:  # one row's surprise never ends the run
+            log.exception("bulk row %d failed unexpectedly", pos)
+            error = _error_text(
+                "internal_error",
+                f"{type(exc).__name__}: {exc} (this row only; please report it)",
+            )
+            item = self.rows[pos]
+            if isinstance(item, _Job):
+                if self.journal_safe(item.key):
+                    self._finish(item, RowResult(error=error))
+            else:
+                self.rows[pos] = RowResult(error=error)
+                self.summary.failed += 1
+                self._notify(1)
         finally:
             limiter.release()
+
+    def journal_safe(self, key: str) -> bool:
+        """Give a job back after an unexpected failure (a rerun decides its fate)."""
+        try:
+            entry = self.journal.get(key)
+            if entry is not None and entry.state == "submitting":
+                self.journal.release(key)
+        except Exception:  # the journal itself is what failed: nothing more to do
+            log.debug("journal release failed for %s", key, exc_info=True)
+        return True
+
+    async def _read_file(self, pos: int, cell: _Cell) -> bytes | None:
+        path: Path = cell.payload
+        try:
+            return await anyio.to_thread.run_sync(
+                lambda: read_file(path, source=cell.source, max_bytes=self._max_file_bytes())
+            )
+        except ImageError as exc:
+            if not path.exists() and not path.is_symlink():
+                self._set_row_error(
+                    pos,
+                    (
+                        f"file_not_found: {cell.source} does not exist; fix the path (relative "
+                        f"paths are resolved from {os.getcwd()})"
+                    ),
+                )
+            elif path.is_dir():
+                self._set_row_error(
+                    pos, f"image_unreadable: {cell.source} is a directory, not an image file"
+                )
+            else:
+                self._set_row_error(pos, _error_text("image_unreadable", str(exc)))
+            return None
+
+    def _max_file_bytes(self) -> int:
+        prep = self.prep or ImagePrep()
+        return int(prep.max_file_bytes)
 
     async def _handle_row_inner(self, pos: int, value: Any) -> None:
         cell = _classify(value)
@@ -409,47 +592,37 @@ class BulkRun:
             return
         payload = cell.payload
         if cell.kind == "file":
-            try:
-                payload = await anyio.to_thread.run_sync(cell.payload.read_bytes)
-            except FileNotFoundError:
-                self._set_row_error(
-                    pos,
-                    (
-                        f"file_not_found: {cell.source} does not exist; fix the path (relative "
-                        f"paths are resolved from {os.getcwd()})"
-                    ),
-                )
-                return
-            except IsADirectoryError:
-                self._set_row_error(
-                    pos, f"image_unreadable: {cell.source} is a directory, not an image file"
-                )
-                return
-            except OSError as exc:
-                self._set_row_error(
-                    pos, f"image_unreadable: cannot read {cell.source}: {exc.strerror or exc}"
-                )
+            payload = await self._read_file(pos, cell)
+            if payload is None:
                 return
             sha = hashlib.sha256(payload).hexdigest()
         elif cell.kind == "bytes":
             sha = hashlib.sha256(payload).hexdigest()
         elif cell.kind == "url":
             sha = "src:" + hashlib.sha256(payload.encode()).hexdigest()
-        else:  # PIL / numpy: hash the prepared encoding
+        else:  # PIL / numpy: hash the pixels as they are (no decode or encode here)
             try:
-                payload = await anyio.to_thread.run_sync(self._prepare, payload, cell.source)
-            except _api.ImageError as exc:
-                self._set_row_error(pos, _error_text("image_unreadable", str(exc)))
+                sha = await anyio.to_thread.run_sync(_pixels_sha, payload)
+            except Exception as exc:
+                self._set_row_error(
+                    pos,
+                    _error_text(
+                        "image_unreadable",
+                        f"{cell.source} cannot be read as an image ({type(exc).__name__}: "
+                        f"{exc}); pass a numeric array or a PIL image",
+                    ),
+                )
                 return
-            sha = payload.sha256
         key = self._key(sha)
         job = self.jobs.get(key)
         if job is not None:  # an identical image earlier in this run: share its job
             job.positions.append(pos)
+            if cell.source != job.source:
+                self.sources[pos] = cell.source
             self.rows[pos] = job
             self.summary.duplicates += 1
             if job.result is not None:
-                if job.result[4] is None:
+                if job.result.error is None:
                     self.summary.cached += 1
                 else:
                     self.summary.failed += 1
@@ -460,7 +633,7 @@ class BulkRun:
         self.jobs[key] = job
         self.rows[pos] = job
         if self.fatal:
-            self._finish(job, (None, None, None, None, self.fatal))
+            self._stop_run(job)
             return
         entry = self.journal.get(key)
         if entry is not None and await self._resume(job, entry):
@@ -481,17 +654,7 @@ class BulkRun:
             self._finish(job, result_from_body(entry.result, entry.request_id), cached=True)
             return True
         if entry.state == "failed":
-            self._finish(
-                job,
-                (
-                    None,
-                    None,
-                    None,
-                    entry.request_id,
-                    _error_text(entry.error_id or "api_error", entry.error or ""),
-                ),
-                cached=True,
-            )
+            self._finish(job, _failed_entry(entry), cached=True)
             return True
         if entry.owner != self.journal.owner and process_alive(entry.owner):
             self.foreign[job.key] = job  # another live run is on it: wait for its answer
@@ -507,8 +670,11 @@ class BulkRun:
             self.summary.recovered += 1
             self._add_pending(job)
             return True
-        # a submission that may still be in flight gets unknown_grace seconds to show up
-        grace = max(0.0, entry.updated_at + self.cfg.unknown_grace - time.time())
+        # A submission that may still be in flight gets up to unknown_grace seconds to show
+        # up, counted from when it was written; a clock that was ahead (updated_at in the
+        # future) cannot stretch that, and the run's deadline caps it.
+        age = max(0.0, time.time() - entry.updated_at)
+        grace = self._capped(max(0.0, self.cfg.unknown_grace - age))
         if entry.row_tag and await self._lookup_row(job, grace=grace):
             self.summary.recovered += 1
             return True
@@ -516,25 +682,21 @@ class BulkRun:
 
     # -- sending ---------------------------------------------------------------------------
 
-    def _prepare(self, payload: Any, source: str) -> Any:
-        return _api.prepare(payload, crop=self.crop, prep=self.prep, source=source)
+    def _image(self, job: _Job, payload: Any) -> Any:
+        if job.kind == "bytes" or job.kind == "file":
+            buf = io.BytesIO(payload)
+            buf.name = job.source  # names the input in messages and the upload's file name
+            return buf
+        return payload
 
     async def _send(self, job: _Job, payload: Any) -> None:
-        """Claim, prepare and submit one job, retrying transient failures."""
-        image = payload
-        crop = None
-        if job.kind in ("file", "bytes"):
-            try:
-                image = await anyio.to_thread.run_sync(self._prepare, payload, job.source)
-            except _api.ImageError as exc:
-                self._fail(job, "image_unreadable", str(exc))
-                return
-        elif job.kind == "url":
-            crop = self.crop  # remote pixels: the API crops them (region option)
+        """Claim and submit one job (the client prepares it), retrying transient failures."""
+        image = self._image(job, payload)
+        prepare: ImagePrep | bool = self.prep if self.prep is not None else False
         del payload
         while True:
             if self.fatal:
-                self._finish(job, (None, None, None, None, self.fatal))
+                self._stop_run(job)
                 return
             if self._past_deadline():
                 self._fail(
@@ -558,40 +720,54 @@ class BulkRun:
                 self.foreign[job.key] = job  # another live run took it meanwhile
                 self._wake.set()
                 return
-            self.summary.submitted += 1
+            if isinstance(image, io.BytesIO):
+                image.seek(0)
+            job.sent_at = time.monotonic()
             try:
                 if self.async_mode:
-                    rid = await self.api.submit(image, tags=tags, options=self.options, crop=crop)
+                    rid = await self.api.submit(
+                        image, tags=tags, options=self.options, crop=self.crop, prepare=prepare
+                    )
                 else:
-                    body = await self.api.text(image, options=self.options, crop=crop)
+                    body = await self.api.text(
+                        image, options=self.options, crop=self.crop, prepare=prepare
+                    )
             except _api.Unknown as exc:
+                self._answered()
+                self.summary.submitted += 1  # it went out; it may have landed
                 # the upload may have landed: look for it by its row tag before resending
                 log.info("submission of %s lost (%s); looking it up by tag", job.source, exc)
-                if self.async_mode and await self._lookup_row(job, grace=self.cfg.unknown_grace):
+                grace = self._capped(self.cfg.unknown_grace)
+                if self.async_mode and await self._lookup_row(job, grace=grace):
                     self.summary.recovered += 1
                     return
                 if job.attempts >= self.cfg.max_attempts:
                     self.journal.release(job.key)
                     self._fail(job, "connection_error", str(exc))
                     return
-                await anyio.sleep(self._backoff(job.attempts))
+                await anyio.sleep(self._capped(self._backoff(job.attempts)))
                 continue
             except _api.Retryable as exc:
                 self.journal.release(job.key)
+                if exc.unreachable:
+                    self._unreachable(exc.message)
+                else:
+                    self._answered()
                 if exc.error_id == "http_max_requests":
                     job.attempts -= 1  # rate limits only slow a run down; they never fail a row
                 elif job.attempts >= self.cfg.max_attempts:
                     self._fail(job, exc.error_id, exc.message)
                     return
-                await anyio.sleep(
-                    exc.retry_after if exc.retry_after is not None else self._backoff(job.attempts)
-                )
+                wait = exc.retry_after if exc.retry_after is not None else None
+                await anyio.sleep(self._capped(wait or self._backoff(job.attempts)))
                 continue
             except _api.Failed as exc:
+                self._answered()
                 if exc.fatal:
                     self.fatal = _error_text(exc.error_id, exc.message)
                     self.journal.release(job.key)
                 else:
+                    self.summary.submitted += exc.request_id is not None
                     self.journal.failed(
                         job.key,
                         exc.error_id,
@@ -601,6 +777,9 @@ class BulkRun:
                     )
                 self._fail(job, exc.error_id, exc.message, exc.request_id)
                 return
+            job.returned_at = time.monotonic()
+            self._answered()
+            self.summary.submitted += 1
             if not self.async_mode:
                 self.journal.done(
                     job.key, body, request_id=body.get("request_id"), source=job.source
@@ -621,7 +800,11 @@ class BulkRun:
         while True:
             try:
                 items = await self.api.results([job.row_tag or ""], per_page=100, include_null=True)
-            except _api.Retryable:
+            except _api.Retryable as exc:
+                if exc.unreachable:
+                    self._unreachable(exc.message)
+                    if self.fatal:
+                        return False
                 items = []
             except _api.Failed as exc:
                 if exc.fatal:
@@ -637,11 +820,12 @@ class BulkRun:
                     self._complete(job, item["result"])
                 else:  # accepted, still processing: poll for it by run + row tag
                     job.batch_tag = job.row_tag
+                    job.sent_at = -math.inf  # its receipt time is unknown: poll from the start
                     self._add_pending(job)
                 return True
-            if time.monotonic() >= give_up:
+            if time.monotonic() >= give_up or self._past_deadline():
                 return False
-            await anyio.sleep(min(max(self.cfg.poll_interval, 0.05), 0.5))
+            await anyio.sleep(self._capped(min(max(self.cfg.poll_interval, 0.05), 0.5)))
 
     # -- polling ---------------------------------------------------------------------------
 
@@ -656,7 +840,7 @@ class BulkRun:
         self.journal.failed(
             job.key,
             eid,
-            row[4] or eid,
+            row.error or eid,
             request_id=job.request_id,
             permanent=eid not in _RETRYABLE_RESULT_IDS,
         )
@@ -674,42 +858,74 @@ class BulkRun:
                 return
             self._wake = anyio.Event()
             if self.pending or self.foreign:
-                await anyio.sleep(self.cfg.poll_interval)
+                await anyio.sleep(self._capped(self.cfg.poll_interval))
             else:
-                with anyio.move_on_after(self.cfg.poll_interval):
+                with anyio.move_on_after(self._capped(self.cfg.poll_interval)):
                     await self._wake.wait()
 
     async def _poll_once(self) -> None:
-        for group in list(self.pending):
-            waiting = self.pending.get(group)
-            if not waiting:
-                self.pending.pop(group, None)
+        for key in list(self.pending):
+            group = self.pending.get(key)
+            if group is None or not group.waiting:
+                self.pending.pop(key, None)
                 continue
-            run_tag, batch_tag = group
+            run_tag, batch_tag = key
             tags = [run_tag] if batch_tag == run_tag else [run_tag, batch_tag]
+            waiting = group.waiting
 
-            def on_page(items: list[dict[str, Any]], waiting: dict[str, _Job] = waiting) -> bool:
+            found = [0]
+
+            def on_page(
+                items: list[dict[str, Any]], group: _Group = group, found: list[int] = found
+            ) -> bool:
                 for item in items:
                     rid = _item_request_id(item)
                     body = item.get("result")
-                    job = waiting.get(rid) if rid else None
+                    job = group.waiting.get(rid) if rid else None
                     if job is not None and isinstance(body, Mapping):
-                        del waiting[rid]  # type: ignore[arg-type]
+                        del group.waiting[rid]  # type: ignore[arg-type]
+                        found[0] += 1
+                        received = _received_at(item)
+                        if received is not None and job.returned_at < math.inf:
+                            bound = received - job.returned_at
+                            if self.offset is None or bound > self.offset:
+                                self.offset = bound
+                            top = received - job.sent_at
+                            if self.offset_high is None or top < self.offset_high:
+                                self.offset_high = top
                         self._complete(job, body)
-                return not waiting
+                return not group.waiting
 
             try:
-                await self.api.results(tags, per_page=self.cfg.per_page, on_page=on_page)
+                for since, until in group.windows(self.offset, self.offset_high):
+                    if group.waiting:
+                        await self.api.results(
+                            tags,
+                            per_page=self.cfg.per_page,
+                            from_date=since,
+                            to_date=until,
+                            on_page=on_page,
+                        )
             except _api.Retryable as exc:
+                if exc.unreachable:
+                    self._unreachable(exc.message)
                 log.info("polling v3/ocr-results failed (%s); trying again", exc)
+                if self.fatal:
+                    self._fail_waiting(waiting, "server_unreachable", self.fatal)
                 continue
             except _api.Failed as exc:
                 self.fatal = _error_text(exc.error_id, exc.message)
-                for job in list(waiting.values()):
-                    self._fail(job, exc.error_id, exc.message, job.request_id)
-                waiting.clear()
+                self._fail_waiting(waiting, exc.error_id, exc.message)
+            else:
+                self._answered()
+            group.idle = 0 if found[0] else group.idle + 1
             if not waiting:
-                self.pending.pop(group, None)
+                self.pending.pop(key, None)
+
+    def _fail_waiting(self, waiting: dict[str, _Job], error_id: str, message: str) -> None:
+        for job in list(waiting.values()):
+            self._fail(job, error_id, message, job.request_id)
+        waiting.clear()
 
     def _check_foreign(self) -> None:
         for key, job in list(self.foreign.items()):
@@ -719,17 +935,7 @@ class BulkRun:
                 if entry.state == "done" and entry.result is not None:
                     self._finish(job, result_from_body(entry.result, entry.request_id), cached=True)
                 else:
-                    self._finish(
-                        job,
-                        (
-                            None,
-                            None,
-                            None,
-                            entry.request_id,
-                            _error_text(entry.error_id or "api_error", entry.error or ""),
-                        ),
-                        cached=True,
-                    )
+                    self._finish(job, _failed_entry(entry), cached=True)
             elif entry is None or not process_alive(entry.owner):
                 del self.foreign[key]
                 self._fail(
@@ -737,6 +943,72 @@ class BulkRun:
                     "interrupted",
                     "another run was sending this image and stopped; rerun to send it",
                 )
+
+
+class _GuardedJournal:
+    """The run's journal; a write that fails mid-run (disk full, file gone) is logged once
+    and the run goes on without it: finished rows stay in the output, a rerun redoes only
+    what the journal could not record."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+        self.owner = journal.owner
+        self.broken: str | None = None
+
+    def _guard(self, name: str, default: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.broken is not None and name not in ("get",):
+            return default
+        try:
+            return getattr(self._journal, name)(*args, **kwargs)
+        except sqlite3.Error as exc:
+            if self.broken is None:
+                self.broken = f"{type(exc).__name__}: {exc}"
+                msg = (
+                    f"mathpix_nb bulk OCR: the journal {self._journal.path} stopped taking "
+                    f"writes ({self.broken}); the run goes on without it (free disk space "
+                    "or pass journal= elsewhere to resume later runs)"
+                )
+                log.warning(msg)
+                warnings.warn(msg, UserWarning, stacklevel=2)
+            return default
+
+    def get(self, key: str) -> JournalEntry | None:
+        return self._guard("get", None, key)  # type: ignore[no-any-return]
+
+    def claim(self, key: str, **kwargs: Any) -> bool:
+        return bool(self._guard("claim", True, key, **kwargs))
+
+    def adopt(self, key: str) -> None:
+        self._guard("adopt", None, key)
+
+    def submitted(self, key: str, request_id: str, **kwargs: Any) -> None:
+        self._guard("submitted", None, key, request_id, **kwargs)
+
+    def done(self, key: str, result: Mapping[str, Any], **kwargs: Any) -> None:
+        self._guard("done", None, key, result, **kwargs)
+
+    def failed(self, key: str, error_id: str, message: str, **kwargs: Any) -> None:
+        self._guard("failed", None, key, error_id, message, **kwargs)
+
+    def release(self, key: str) -> None:
+        self._guard("release", None, key)
+
+
+def _pixels_sha(image: Any) -> str:
+    """A content hash of a PIL image or numpy array from its pixels, without encoding it."""
+    h = hashlib.sha256()
+    if hasattr(image, "getbands") and hasattr(image, "tobytes"):  # PIL
+        h.update(f"pil:{image.mode}:{image.size}:".encode())
+        h.update(image.tobytes())
+    else:
+        import numpy as np
+
+        arr = np.ascontiguousarray(image)
+        if arr.dtype.hasobject:
+            raise TypeError(f"a numpy array of dtype {arr.dtype} holds objects, not pixels")
+        h.update(f"np:{arr.dtype.str}:{arr.shape}:".encode())
+        h.update(arr.tobytes())
+    return "px:" + h.hexdigest()
 
 
 async def run_bulk(

@@ -48,8 +48,8 @@ def _to_frame(index: pd.Index, rows: list[RowResult], prefix: str) -> pd.DataFra
     import pandas as pd
 
     cols: dict[str, Any] = {}
-    for i, name in enumerate(FIELDS):
-        values = [r[i] for r in rows]
+    for name in FIELDS:
+        values = [getattr(r, name) for r in rows]
         # confidence: nullable float; text columns: object with None for "no value"
         dtype = "Float64" if name == "confidence" else object
         cols[prefix + name] = pd.Series(values, index=index, dtype=dtype)
@@ -83,8 +83,8 @@ def _check_prefix(df: pd.DataFrame | None, prefix: str) -> None:
         )
 
 
-class _Job:
-    """Everything one call needs; shared by the sync and async forms."""
+class _BulkCall:
+    """Everything one ``ocr_frame`` / ``aocr_frame`` call needs; shared by both forms."""
 
     def __init__(self, client: Any, kwargs: dict[str, Any], *, asynchronous: bool) -> None:
         options = dict(kwargs.pop("options", None) or {})
@@ -99,14 +99,17 @@ class _Job:
         self.config = BulkConfig(**cfg_kw)
         options.update(kwargs)  # anything else is a v3/text option (rm_spaces=..., ...)
         self.options = _api_options(options, improve)
-        self.core = _api.core_of(client)  # resolve credentials now: errors name the fix
+        # resolve credentials now (before any row is read): errors name the fix
+        self.client, self.own_http = _api.client_for_run(
+            client, connections=self.config.concurrency + 4
+        )
         self.asynchronous = asynchronous
 
     async def run(
         self, values: pd.Series, on_rows_done: Any
     ) -> tuple[list[RowResult], BulkSummary]:
         journal, own_journal = _open_journal(self.journal_arg)
-        api = _api.Api(self.core, connections=self.config.concurrency + 4)
+        api = _api.Api(self.client, concurrency=self.config.concurrency, own_http=self.own_http)
         try:
             return await run_bulk(
                 iter(values),
@@ -197,7 +200,7 @@ def ocr_frame(df: pd.DataFrame, column: Any, *, client: Any = None, **kwargs: An
 def _run_sync(
     series: pd.Series, df: pd.DataFrame | None, client: Any, kwargs: dict[str, Any]
 ) -> pd.DataFrame:
-    job = _Job(client, dict(kwargs), asynchronous=False)
+    job = _BulkCall(client, dict(kwargs), asynchronous=False)
     bar = _progress_bar(len(series), job.progress)
     counter = [0, 0]  # rows finished (worker thread), rows shown (this thread)
 
@@ -237,7 +240,7 @@ async def aocr_series(series: pd.Series, *, client: Any = None, **kwargs: Any) -
 async def _run_async(
     series: pd.Series, df: pd.DataFrame | None, client: Any, kwargs: dict[str, Any]
 ) -> pd.DataFrame:
-    job = _Job(client, dict(kwargs), asynchronous=True)
+    job = _BulkCall(client, dict(kwargs), asynchronous=True)
     bar = _progress_bar(len(series), job.progress)
     try:
         rows, summary = await job.run(series, bar.update if bar is not None else None)

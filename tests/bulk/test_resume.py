@@ -156,5 +156,5 @@ def test_keyboard_interrupt_in_process_cancels_cleanly_and_rerun_completes(make_
         accepted = Counter(
             r.image_sha256 for r in server.log if r.endpoint == "/v3/text" and r.image_sha256
         )
-    assert out["ocr_error"].isna().all()
+    assert out["ocr_error"].isna().all(), out["ocr_error"].dropna().tolist()
     assert len(accepted) == 80 and set(accepted.values()) == {1}
