@@ -65,8 +65,9 @@ def _parse_crop(text: str) -> tuple[int, int, int, int]:
         raise ValueError(
             f"--crop {text!r} must be four whole numbers x,y,w,h (pixels), e.g. --crop 10,20,300,80"
         ) from None
-    if w <= 0 or h <= 0 or x < 0 or y < 0:
-        raise ValueError(f"--crop {text!r}: x and y must be >= 0, width and height > 0.")
+    if w <= 0 or h <= 0:
+        raise ValueError(f"--crop {text!r}: width and height must be > 0, e.g. --crop 10,20,300,80")
+    # x / y may be negative: a box partly outside the image is clipped (the core's one rule)
     return (x, y, w, h)
 
 
@@ -188,6 +189,12 @@ class MathpixMagics(Magics):
         args = _PARSER.parse_args(words)
         formats = _parse_formats(args.formats)
         crop = _parse_crop(args.crop) if args.crop else None
+        if args.source is not None and not args.source.strip():
+            raise ValueError(
+                f"%mathpix got an empty image path {args.source!r}; it is never read as the "
+                "working directory. Fix: give an image path or http(s) URL, or omit it to open "
+                "the crop panel."
+            )
         if cell is None and not args.source:
             from .widget import CropPanel
 
