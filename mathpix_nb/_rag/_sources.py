@@ -279,6 +279,13 @@ def _path_item(path: Path) -> Item:
     """A named path: a regular file, or an item with the reason it cannot be read."""
     try:
         mode = path.stat().st_mode
+    except FileNotFoundError:
+        why = "a broken symlink (its target is gone)" if path.is_symlink() else "missing"
+        error: Exception = SourceError(
+            f"{str(path)!r} is {why}. Fix: point it at an existing file. {HOW_TO}",
+            source=str(path),
+        )
+        return Item(str(path), kind_from_suffix(path.name) or "image", path=path, error=error)
     except OSError as exc:
         return Item(str(path), kind_from_suffix(path.name) or "image", path=path, error=exc)
     if not stat.S_ISREG(mode):

@@ -65,8 +65,9 @@ def _parse_crop(text: str) -> tuple[int, int, int, int]:
         raise ValueError(
             f"--crop {text!r} must be four whole numbers x,y,w,h (pixels), e.g. --crop 10,20,300,80"
         ) from None
-    if w <= 0 or h <= 0 or x < 0 or y < 0:
-        raise ValueError(f"--crop {text!r}: x and y must be >= 0, width and height > 0.")
+    if w <= 0 or h <= 0:
+        raise ValueError(f"--crop {text!r}: width and height must be > 0, e.g. --crop 10,20,300,80")
+    # x / y may be negative: a box partly outside the image is clipped (the core's one rule)
     return (x, y, w, h)
 
 
@@ -201,6 +202,12 @@ class MathpixMagics(Magics):
 
             given = self._named_client(args.client) if args.client else None
             return InkPad(client=given, region=args.region)
+        if args.source is not None and not args.source.strip():
+            raise ValueError(
+                f"%mathpix got an empty image path {args.source!r}; it is never read as the "
+                "working directory. Fix: give an image path or http(s) URL, or omit it to open "
+                "the crop panel."
+            )
         if cell is None and not args.source:
             from .widget import CropPanel
 

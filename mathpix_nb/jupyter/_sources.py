@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 __all__ = ["LoadedImage", "read_image", "rotated"]
@@ -76,31 +75,48 @@ def _data_uri(uri: str) -> bytes:
         raise _bad(uri[:40], "The data: URI is not valid base64.") from None
 
 
+def _pil_bytes(source: Any, name: str | None) -> tuple[bytes, str]:
+    """A PIL image as PNG bytes, in any mode (the core's ``normalize_mode``: CMYK, F, I;16...)."""
+    from .._image_pixels import normalize_mode
+
+    label = name or "image.png"
+    width, height = source.size
+    if not width or not height:
+        raise _bad(label, f"{label} is empty ({width}x{height} pixels): nothing to show or OCR.")
+    try:
+        source.load()
+        buf = io.BytesIO()
+        normalize_mode(source).save(buf, format="PNG")
+    except (OSError, ValueError) as exc:
+        raise _bad(
+            label,
+            f"Cannot read the PIL image {label} ({exc}). Fix: check that the file it was opened "
+            "from is a complete image, or re-export it.",
+        ) from None
+    return buf.getvalue(), label
+
+
 def _raw_bytes(source: Any, name: str | None) -> tuple[bytes, str]:
+    from .._image_io import read_input
+
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), name or "image"
     if hasattr(source, "save") and hasattr(source, "size"):  # a PIL image
-        buf = io.BytesIO()
-        source.save(buf, format="PNG")
-        return buf.getvalue(), name or "image.png"
-    if hasattr(source, "read"):
-        data = source.read()
-        return bytes(data), name or Path(str(getattr(source, "name", "image"))).name
+        return _pil_bytes(source, name)
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
-        if isinstance(text, str) and text.startswith("data:"):
-            return _data_uri(text), name or "image"
-        if isinstance(text, str) and text.startswith(("http://", "https://")):
-            tail = text.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-            return _fetch(text), name or tail or "image"
-        path = Path(text).expanduser()
-        if not path.is_file():
-            raise _bad(
-                str(text),
-                f"No image file at {str(text)!r} (looked in {Path.cwd()}). "
-                "Check the path, or give a full path or an http(s) URL.",
-            )
-        return path.read_bytes(), name or path.name
+        if isinstance(text, str) and text.strip().startswith("data:"):
+            return _data_uri(text.strip()), name or "image"
+        if isinstance(text, str) and text.strip().startswith(("http://", "https://")):
+            url = text.strip()
+            tail = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+            return _fetch(url), name or tail or "image"
+    if isinstance(source, (str, os.PathLike)) or callable(getattr(source, "read", None)):
+        # the core's bounded read: regular files only (a FIFO, device or socket is refused
+        # unread), a size cap, clear messages for empty paths, text-mode files, closed files
+        label = str(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else "file"
+        data, file_name = read_input(source, label, max_bytes=MAX_DOWNLOAD_BYTES)
+        return data, name or file_name or "image"
     raise _bad(
         repr(source)[:80],
         f"Cannot load an image from a {type(source).__name__}; "
@@ -119,6 +135,11 @@ def read_image(source: Any, name: str | None = None) -> LoadedImage:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
             upright = ImageOps.exif_transpose(img) or img
+    except Image.DecompressionBombError as exc:
+        raise _bad(
+            label,
+            f"{label} is too large to decode safely ({exc}). Fix: downscale it first.",
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise _bad(
             label,
