@@ -385,7 +385,9 @@ def resolve_settings(
         )
     if not (app_token or token_url or proxy_url):
         if not app_id and not app_key:
-            raise ConfigurationError("No Mathpix credentials found. " + _CREDENTIALS_HELP)
+            nothing = ConfigurationError("No Mathpix credentials found. " + _CREDENTIALS_HELP)
+            nothing.no_credentials = True
+            raise nothing
         if not app_id or not app_key:
             missing = "app_id (MATHPIX_APP_ID)" if not app_id else "app_key (MATHPIX_APP_KEY)"
             raise ConfigurationError(

@@ -96,9 +96,14 @@ class MathpixError(Exception):
 
 
 class ConfigurationError(MathpixError, ValueError):
-    """Missing credentials, unknown region or an impossible option combination."""
+    """Missing credentials, unknown region or an impossible option combination.
+
+    ``no_credentials`` is True only when no credential of any kind was given (not for a
+    malformed or incomplete one): the notebook falls back to the offline engine only then.
+    """
 
     fatal = True
+    no_credentials: bool = False
 
 
 class ImageError(MathpixError, ValueError):

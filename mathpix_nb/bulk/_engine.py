@@ -42,6 +42,7 @@ from .._exceptions import ImageError
 from .._image_io import read_file
 from .._images import ImagePrep
 from .._journal import Journal, JournalEntry, process_alive
+from .._options import OptionError
 from .._protocol import prep_option
 from . import _api
 
@@ -112,6 +113,32 @@ class BulkConfig:
     max_attempts: int = 6  # sends of one image in one run
     fallback: bool | None = None  # None: decide from the auth mode / improve_mathpix
     recover_by_tag: bool = False  # look a job the journal lacks up by its row tag first
+
+    def __post_init__(self) -> None:
+        # checked when the run is set up: a wrong knob is one error before any row is read
+        for name in ("concurrency", "per_page", "batch_size", "max_attempts"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise OptionError(f"{name}={value!r} must be a whole number >= 1 (e.g. {name}=8).")
+        for name, allow_none, allow_zero in (
+            ("poll_interval", False, False),
+            ("timeout", True, False),
+            ("unknown_grace", False, True),
+        ):
+            value = getattr(self, name)
+            if value is None and allow_none:
+                continue
+            ok = not isinstance(value, bool) and isinstance(value, int | float)
+            if not ok or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+                none = " or None" if allow_none else ""
+                raise OptionError(
+                    f"{name}={value!r} must be a finite number of seconds > 0{none} "
+                    f"(e.g. {name}=60)."
+                )
+        for name in ("fallback", "recover_by_tag"):
+            value = getattr(self, name)
+            if not (isinstance(value, bool) or (value is None and name == "fallback")):
+                raise OptionError(f"{name}={value!r} must be True or False.")
 
 
 class _Job:

@@ -7,7 +7,9 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .._image_pixels import check_crop
 from .._journal import Journal
+from .._options import TextOptions, check_options
 from . import _api
 from ._bridge import run_blocking
 from ._engine import BulkConfig, BulkSummary, RowResult, run_bulk
@@ -19,6 +21,20 @@ log = logging.getLogger("mathpix_nb.bulk")
 
 FIELDS = ("text", "latex_styled", "confidence", "request_id", "error")
 DEFAULT_FORMATS = ("text", "latex_styled")
+
+
+#: ocr_frame's own keywords (suggested for typos next to the v3/text options)
+_RUN_KEYWORDS = (
+    "client",
+    "options",
+    "improve_mathpix",
+    "crop",
+    "prepare",
+    "prefix",
+    "progress",
+    "journal",
+    *BulkConfig.__dataclass_fields__,
+)
 
 
 def _api_options(options: Mapping[str, Any], improve_mathpix: bool | None) -> dict[str, Any]:
@@ -99,6 +115,10 @@ class _BulkCall:
         self.config = BulkConfig(**cfg_kw)
         options.update(kwargs)  # anything else is a v3/text option (rm_spaces=..., ...)
         self.options = _api_options(options, improve)
+        # run-wide settings are refused once, before any row is read (not once per row)
+        check_options(TextOptions, self.options, what="ocr_frame()", also=_RUN_KEYWORDS)
+        if self.crop is not None:
+            check_crop(self.crop)
         # resolve credentials now (before any row is read): errors name the fix
         self.client, self.own_http = _api.client_for_run(
             client, connections=self.config.concurrency + 4

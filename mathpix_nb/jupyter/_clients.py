@@ -84,7 +84,9 @@ class ClientPool:
         try:
             # No region argument unless asked: it would override MATHPIX_URL.
             first = Mathpix(region=region) if region else Mathpix()
-        except ConfigurationError:
+        except ConfigurationError as exc:
+            if not exc.no_credentials:
+                raise  # a malformed key is the user's to fix, never silently offline
             self.offline = True
             self._server = _shared_offline_server()
             self.regions = list(REGIONS)
