@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import resource
 import struct
 import sys
 import time
@@ -253,12 +252,23 @@ def serve(argv: list[str]) -> int:
 # --------------------------------------------------------------------------- the runners
 
 
-def _rss() -> int:
+def _status(field: str) -> int:
+    """``VmRSS`` / ``VmHWM`` of this process in bytes. Not ``ru_maxrss``: Linux keeps that
+    across fork + exec, so a child would report the bench parent's peak."""
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def reset_peak_rss() -> None:
+    """Start the peak (VmHWM) from the current RSS, so it measures the run, not the imports."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
 
 
 def _content_type(path: Path) -> str:
@@ -374,18 +384,19 @@ def run(argv: list[str]) -> int:
     import httpx  # noqa: F401
     import pandas  # noqa: F401
 
-    import mathpix_nb.bulk  # noqa: F401
+    import mathpix_nb.bulk
     import mathpix_nb.pandas  # noqa: F401
 
     if name == "mpxpy":
         import mpxpy.mathpix_client  # noqa: F401
-    base_rss = _rss()
+    reset_peak_rss()
+    base_rss = _status("VmRSS")
     cpu0 = time.process_time()
     t0 = time.perf_counter()
     ok = RUNNERS[name](url, paths, int(cap), **extra)
     wall = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _status("VmHWM")
     result = {"wall": wall, "cpu": cpu, "ok": ok, "n": len(paths)}
     result.update(base_rss=base_rss, peak_rss=peak, rss_growth=max(peak - base_rss, 0))
     Path(out_file).write_text(json.dumps(result))

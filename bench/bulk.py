@@ -63,7 +63,7 @@ LABELS = {
     "a4": "A4 300 dpi",
     "screenshots": "screenshots",
 }
-QUICK = {"tiny": 48, "photos": 8, "a4": 16, "screenshots": 24}
+QUICK = {"tiny": 48, "photos": 8, "a4": 8, "screenshots": 16}
 FULL = {"tiny": 400, "photos": 64, "a4": 48, "screenshots": 120}
 
 
@@ -102,9 +102,10 @@ def run_child(
     *,
     journal: str = "",
     poll: float = 0.0,
-    kill_after: float | None = None,
+    kill_when_paid: int | None = None,
 ) -> dict[str, Any] | None:
-    """One runner in its own process; None when it was killed on purpose (``kill_after``)."""
+    """One runner in its own process; None when it was killed on purpose: SIGKILL once the
+    server has been paid for ``kill_when_paid`` images (an interruption nothing cleans up)."""
     listing = tmp / f"list-{runner}.json"
     listing.write_text(json.dumps([str(p) for p in paths]))
     out = tmp / f"out-{runner}.json"
@@ -114,13 +115,18 @@ def run_child(
         cmd += [journal or str(tmp / f"journal-{time.monotonic_ns()}.sqlite3"), str(poll)]
     env = dict(os.environ, MATHPIX_NB_HOME=str(tmp / "home"))
     proc = subprocess.Popen(cmd, env=env)
+    if kill_when_paid is not None:
+        while proc.poll() is None:
+            if counters(url)["paid_images"] >= kill_when_paid:
+                proc.kill()
+                proc.wait()
+                return None
+            time.sleep(0.05)
     try:
-        proc.wait(timeout=kill_after if kill_after is not None else 3600)
+        proc.wait(timeout=3600)
     except subprocess.TimeoutExpired:
-        proc.kill()  # SIGKILL: an interruption nothing can clean up after
+        proc.kill()
         proc.wait()
-        if kill_after is not None:
-            return None
         raise
     if proc.returncode != 0:
         raise RuntimeError(f"runner {runner} failed ({proc.returncode})")
@@ -176,25 +182,23 @@ def measure(
 def scenario_resume(
     paths: list[Path], cap: int, tmp: Path, args: argparse.Namespace
 ) -> list[dict[str, Any]]:
-    """Run 1 is killed (SIGKILL) half-way through ours' floor; run 2 is the same command."""
+    """Run 1 is killed (SIGKILL) once half the images are paid for; run 2 is the same command
+    (the peer has no memory of run 1; ours has its journal)."""
     rows = []
     for runner in ("gather_prepared", "ours"):
         journal = str(tmp / f"resume-{runner}.sqlite3")
         with server(cap, args.latency_base, args.latency_per_kb) as url:
-            probe = counters(url)
-            kill_at = args.resume_kill_at
-            run_child(runner, url, cap, paths, tmp, journal=journal, kill_after=kill_at)
+            half = len(paths) // 2
+            run_child(runner, url, cap, paths, tmp, journal=journal, kill_when_paid=half)
             first = counters(url)
             r = run_child(runner, url, cap, paths, tmp, journal=journal, poll=args.poll_interval)
             c = counters(url)
         assert r is not None
-        del probe
         rows.append(
             {
                 "scenario": "rerun after kill -9",
                 "runner": runner,
                 "n": len(paths),
-                "killed_after_s": kill_at,
                 "paid_before_kill": first["paid_images"],
                 "paid_total": c["paid_images"],
                 "upload_mb_total": (c["upload"]["up"]) / 1e6,
@@ -242,7 +246,7 @@ def scenario_dedupe(
 
 
 _MEM_CHILD = r"""
-import json, os, resource, sys, time
+import json, os, sys, time
 import pandas as pd
 import mathpix_nb.pandas
 from mathpix_nb import Mathpix
@@ -254,17 +258,14 @@ df = pd.DataFrame({"image_path": paths})
 # warm up (imports, threads, pools) on a few rows, then measure the real run
 df.head(50).mathpix.ocr("image_path", client=client, journal=False, progress=False,
                         poll_interval=0.2)
-def rss():
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-base = rss()
+from _peers import _status, reset_peak_rss
+reset_peak_rss()
+base = _status("VmRSS")
 t0 = time.perf_counter()
 out = df.mathpix.ocr("image_path", client=client, concurrency=16, poll_interval=0.25,
                      progress=False)
 wall = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = _status("VmHWM")
 cols = [c for c in out.columns if c.startswith("ocr_")]
 print(json.dumps({"base": base, "peak": peak, "wall": wall,
                   "ok": int(out["ocr_error"].isna().sum()),
@@ -289,6 +290,7 @@ def run_memory(rows: int, tmp: Path) -> dict[str, Any]:
         im.save(buf, format="PNG")
         (folder / f"{i}.png").write_bytes(buf.getvalue())
     env = dict(os.environ, MATHPIX_NB_HOME=str(tmp / "mem-home"))
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])
     with server(0, 0.0, 0.0) as url:
         proc = subprocess.run(
             [sys.executable, "-c", _MEM_CHILD, url, str(folder), str(rows)],
@@ -349,7 +351,7 @@ def scenario_table(rows: list[dict[str, Any]]) -> str:
         ok = r.get("rerun_ok", r.get("ok"))
         label = r["scenario"]
         if "paid_before_kill" in r:
-            label += f" (killed at {r['killed_after_s']:.0f} s, {r['paid_before_kill']} paid)"
+            label += f" (killed when {r['paid_before_kill']} were paid)"
         else:
             label += f" ({r['distinct']} distinct)"
         out.append(
@@ -427,12 +429,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--mem-rows", type=int, help="rows of the memory run (0 skips it)")
     ap.add_argument("--no-scenarios", action="store_true")
-    ap.add_argument("--resume-kill-at", type=float, default=0.0, help="seconds (0: auto)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     caps = args.caps or ([8] if args.quick else [8, 16])
     sizes = {k: max(2, round(v * args.scale)) for k, v in (QUICK if args.quick else FULL).items()}
-    mem_rows = args.mem_rows if args.mem_rows is not None else (2000 if args.quick else 20_000)
+    mem_rows = args.mem_rows if args.mem_rows is not None else (1000 if args.quick else 20_000)
     out_path = args.out or HERE / "results" / ("bulk-quick.json" if args.quick else "bulk.json")
     cache = Path(tempfile.gettempdir()) / "mathpix_nb-bench-bulk-corpus-v1"
 
@@ -461,10 +462,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_scenarios:
             n = 16 if args.quick else 48
             distinct = make_corpus("photos", tmp / "scen", n, cache, start=100_000)
-            if not args.resume_kill_at:
-                # half of ours' floor for this corpus at cap 8
-                args.resume_kill_at = max(2.0, 0.5 * n * 0.7 / 8)
             scenarios += scenario_resume(distinct, 8, tmp, args)
+            n = 8 if args.quick else 48
             dup = make_corpus("photos", tmp / "dup", n, cache, start=200_000)
             scenarios += scenario_dedupe(dup, 8, tmp, args)
         if mem_rows:
