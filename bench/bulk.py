@@ -324,8 +324,8 @@ def main_table(rows: list[dict[str, Any]]) -> str:
     ours = {(r["corpus"], r["cap"]): r for r in rows if r["runner"] == "ours"}
     out = [
         "| corpus | cap | runner | N | ok | wall s | floor s | × floor | wall ÷ ours | "
-        "CPU ms/img | KB up/img | KB down/img | req/img | peak RSS MB |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "CPU ms/img | KB up/img | KB down/img | req/img | poll ÷ results | peak RSS MB |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         mine = ours.get((r["corpus"], r["cap"]))
@@ -336,7 +336,7 @@ def main_table(rows: list[dict[str, Any]]) -> str:
             f"{fmt(r['wall_s'])} | {fmt(r['floor_s'])} | {fmt(r['x_floor'])} | {fmt(vs)} | "
             f"{fmt(r['cpu_ms_per_image'], 1)} | {fmt(r['kb_up_per_image'], 1)} | "
             f"{fmt(r['kb_down_per_image'], 1)} | {fmt(r['requests_per_image'], 3)} | "
-            f"{fmt(r['peak_rss_growth_mb'], 0)} |"
+            f"{fmt(r['poll_x_result'])} | {fmt(r['peak_rss_growth_mb'], 0)} |"
         )
     return "\n".join(out)
 
@@ -387,7 +387,12 @@ def targets(rows: list[dict[str, Any]], mem: dict[str, Any] | None) -> list[str]
         ours, raw = get("photos", cap, "ours"), get("photos", cap, "gather_raw")
         if ours and raw:
             speed = raw["wall_s"] / ours["wall_s"]
-            say(f"photos at cap {cap}: {speed:.1f}× faster than gather_raw (≥ 10)", speed >= 10)
+            best = raw["floor_s"] / ours["floor_s"]  # what the latency model allows at most
+            say(
+                f"photos at cap {cap}: {speed:.1f}× faster than gather_raw (≥ 10; the floors'"
+                f" ratio, the most the latency model allows, is {best:.1f}×)",
+                speed >= 10,
+            )
         ours = get("tiny", cap, "ours")
         for peer in ("gather_raw", "gather_prepared"):
             other = get("tiny", cap, peer)
