@@ -1,7 +1,7 @@
 """Bulk OCR bench: ``df.mathpix.ocr`` against best-effort peers, per corpus, against the floor.
 
     python bench/bulk.py --quick      # small N, cap 8 only (< 2 minutes)
-    python bench/bulk.py              # full: caps 8 and 16, larger N (~10-15 minutes on 2 cores)
+    python bench/bulk.py              # full: caps 8 and 16, larger N (~15 minutes on 2 shared cores)
 
 Every run gets a fresh local server (``mathpix_nb.server``, echo engine) in its own process
 with the seed's size-proportional latency model (250 ms + 5 ms per KB of image received)
@@ -63,7 +63,7 @@ LABELS = {
     "a4": "A4 300 dpi",
     "screenshots": "screenshots",
 }
-QUICK = {"tiny": 48, "photos": 8, "a4": 8, "screenshots": 16}
+QUICK = {"tiny": 32, "photos": 8, "a4": 8, "screenshots": 8}
 FULL = {"tiny": 400, "photos": 64, "a4": 48, "screenshots": 120}
 
 
@@ -438,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     caps = args.caps or ([8] if args.quick else [8, 16])
     sizes = {k: max(2, round(v * args.scale)) for k, v in (QUICK if args.quick else FULL).items()}
-    mem_rows = args.mem_rows if args.mem_rows is not None else (1000 if args.quick else 20_000)
+    mem_rows = args.mem_rows if args.mem_rows is not None else (500 if args.quick else 20_000)
     out_path = args.out or HERE / "results" / ("bulk-quick.json" if args.quick else "bulk.json")
     cache = Path(tempfile.gettempdir()) / "mathpix_nb-bench-bulk-corpus-v1"
 
@@ -465,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
                 for runner in args.runners:
                     rows.append(measure(runner, corpus, cap, corpora[corpus], tmp, args))
         if not args.no_scenarios:
-            n = 16 if args.quick else 48
+            n = 12 if args.quick else 48
             distinct = make_corpus("photos", tmp / "scen", n, cache, start=100_000)
             scenarios += scenario_resume(distinct, 8, tmp, args)
             n = 8 if args.quick else 48
