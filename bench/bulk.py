@@ -1,202 +1,285 @@
-"""Bulk OCR benchmark: mathpix_nb's tagged-async flow vs the floor, mpxpy and a naive loop.
+"""Bulk OCR bench: ``df.mathpix.ocr`` against best-effort peers, per corpus, against the floor.
 
-    python bench/bulk.py                  # the whole thing, in one run (~10-15 min on 2 cores)
-    python bench/bulk.py --mem-rows 20000 # a quicker memory check
+    python bench/bulk.py --quick      # small N, cap 8 only (< 2 minutes)
+    python bench/bulk.py              # full: caps 8 and 16, larger N (~15 minutes on 2 shared cores)
 
-Everything runs against the local server (``mathpix-nb serve``) in its own process, so the
-server does not share our interpreter's GIL, with a latency model and a concurrency cap:
+Every run gets a fresh local server (``mathpix_nb.server``, echo engine) in its own process
+with the seed's size-proportional latency model (250 ms + 5 ms per KB of image received)
+under a concurrency cap, and every runner runs in its own process too (``bench/_peers.py``),
+so CPU and peak RSS are the runner's own. Runners:
 
-* floor: the least wall time the server's cap and latency model allow for the bytes we
-  sent: sum over images of (latency_base + latency_per_kb * KB) / max_concurrency;
-* ours: ``ocr_frame`` on N images (wall time, ratio to the floor, requests per image);
-* mpxpy 0.0.23: ``image_new(is_async=True)`` + ``wait_until_complete()`` per image, run on a
-  smaller N and extrapolated per image;
-* naive httpx: one synchronous ``v3/text`` POST after another, smaller N, extrapolated;
-* memory: peak RSS growth of a child process running ``ocr_frame`` over a 100,000-row
-  DataFrame (echo engine, no latency), next to the size of the result columns.
+* ``gather_raw``: ``asyncio.gather`` + a semaphore (= the cap) over one pooled
+  ``httpx.AsyncClient``, the files sent as they are, multipart, with retries on 429/5xx: what
+  a competent user writes in 30 lines;
+* ``gather_prepared``: the same, sending mathpix_nb's public ``prepare_image`` bytes
+  (prepared in ``asyncio.to_thread``);
+* ``mpxpy``: the official client (0.0.23), its synchronous ``image_new`` in 16 threads;
+* ``ours``: ``df.mathpix.ocr(column, concurrency=cap)`` (async requests with tags, polled
+  from ``v3/ocr-results``; a fresh journal per run).
+
+Corpora (made here, reusing ``bench/upload.py`` and ``bench/legibility.py``; a few base
+images each, every file made distinct by a comment/tEXt chunk: new bytes, same pixels):
+tiny noisy JPEGs (80-260 px), 12 MP phone photos (4032x3024 JPEG, EXIF-rotated), 300-dpi A4
+pages (2480x3508: half clean render PNG, half grayscale scan PNG, which is over the API's
+5 MB body limit as it is), screenshots (PNG, 1200x500 to 2560x1440).
+
+Figures per (corpus, cap, runner), from the server's side where they are about the wire:
+wall / floor (floor = the latency model's ideal time at the cap for the bytes that runner
+sent: max(sum of delays / cap, longest delay)), wall against ours, client CPU per image,
+HTTP body KB up and down per image, requests per image, peak RSS growth. Then two scenarios
+where a journal matters (a rerun after a ``kill -9`` mid-run; duplicate images) with paid
+requests and bytes, and the RSS growth per row of an echo run without latency.
+Prints markdown tables; writes ``bench/results/bulk.json`` (``bulk-quick.json`` for --quick).
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
-import socket
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
-from PIL import Image
 
-APP_ID, APP_KEY = "local-app", "bench-key"
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
+from _peers import make_corpus  # noqa: E402
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+PEERS = HERE / "_peers.py"
+RUNNERS = ("gather_raw", "gather_prepared", "mpxpy", "ours")
+CORPORA = ("tiny", "photos", "a4", "screenshots")
+LABELS = {
+    "tiny": "tiny JPEGs",
+    "photos": "12 MP photos",
+    "a4": "A4 300 dpi",
+    "screenshots": "screenshots",
+}
+QUICK = {"tiny": 32, "photos": 8, "a4": 8, "screenshots": 8}
+FULL = {"tiny": 400, "photos": 64, "a4": 48, "screenshots": 120}
 
 
 @contextmanager
-def server(**opts: Any):  # type: ignore[no-untyped-def]
-    """``mathpix-nb serve`` in a child process; yields its URL."""
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "mathpix_nb",
-        "serve",
-        "--port",
-        str(port),
-        "--app-id",
-        APP_ID,
-        "--app-key",
-        APP_KEY,
-        "--engine",
-        "echo",
-    ]
-    for name, value in opts.items():
-        if value is not None:
-            cmd += [f"--{name.replace('_', '-')}", str(value)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+def server(cap: int, lb: float, lk: float) -> Iterator[str]:
+    """A fresh counting local server in a child process; yields its URL."""
+    cmd = [sys.executable, str(PEERS), "serve", "--cap", str(cap)]
+    cmd += ["--latency-base", str(lb), "--latency-per-kb", str(lk)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        for _ in range(200):
-            try:
-                httpx.get(url + "/_local/health", timeout=1.0)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        else:
-            raise RuntimeError("the local server did not start")
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        if not url.startswith("http"):
+            raise RuntimeError("the bench server did not start")
         yield url
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
-def make_images(folder: Path, n: int, start: int = 0) -> list[Path]:
-    """Distinct noisy JPEGs of varied size (about 5-40 KB), like cropped scans."""
-    rng = np.random.default_rng(start)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(start, start + n):
-        w, h = int(rng.integers(80, 260)), int(rng.integers(60, 160))
-        arr = rng.integers(0, 256, size=(h, w), dtype=np.uint8)
-        p = folder / f"img{i:06d}.jpg"
-        Image.fromarray(arr, "L").save(p, format="JPEG", quality=80)
-        paths.append(p)
-    return paths
+def counters(url: str) -> dict[str, Any]:
+    return dict(httpx.get(url + "/_bench/counters", timeout=30).json())
 
 
-def sent_bytes(paths: list[Path]) -> list[int]:
-    """What the client core uploads for each file (prepared exactly as ocr_frame does)."""
-    from mathpix_nb._images import prepare_image
-
-    return [len(prepare_image(p).data) for p in paths]
-
-
-def run_ours(url: str, paths: list[Path], *, concurrency: int, poll: float) -> dict[str, Any]:
-    import pandas as pd
-
-    from mathpix_nb import Mathpix
-    from mathpix_nb.bulk import ocr_frame
-
-    client = Mathpix(APP_ID, APP_KEY, base_url=url)
-    df = pd.DataFrame({"image_path": [str(p) for p in paths]})
-    t0 = time.perf_counter()
-    out = ocr_frame(
-        df, "image_path", client=client, concurrency=concurrency, poll_interval=poll, progress=False
-    )
-    wall = time.perf_counter() - t0
-    summary = out.attrs["mathpix_summary"]
-    ok = int(out["ocr_error"].isna().sum())
-    return {"wall": wall, "ok": ok, "requests": summary["requests"], "summary": summary}
-
-
-def run_naive(url: str, paths: list[Path]) -> dict[str, Any]:
-    headers = {"app_id": APP_ID, "app_key": APP_KEY}
-    ok = 0
-    t0 = time.perf_counter()
-    with httpx.Client(timeout=60) as http:
-        for p in paths:
-            r = http.post(
-                f"{url}/v3/text",
-                headers=headers,
-                files={"file": (p.name, p.read_bytes(), "image/jpeg")},
-                data={"options_json": json.dumps({"formats": ["text"]})},
-            )
-            ok += "text" in r.json()
-    return {"wall": time.perf_counter() - t0, "ok": ok, "requests": len(paths)}
-
-
-def run_mpxpy(url: str, paths: list[Path]) -> dict[str, Any]:
-    import requests.adapters
-    from mpxpy.mathpix_client import MathpixClient
-
-    calls = [0]
-    original = requests.adapters.HTTPAdapter.send
-
-    def counting_send(self, request, *a, **kw):  # type: ignore[no-untyped-def]
-        calls[0] += 1
-        return original(self, request, *a, **kw)
-
-    requests.adapters.HTTPAdapter.send = counting_send  # type: ignore[method-assign]
+def run_child(
+    runner: str,
+    url: str,
+    cap: int,
+    paths: list[Path],
+    tmp: Path,
+    *,
+    journal: str = "",
+    poll: float = 0.0,
+    kill_when_paid: int | None = None,
+) -> dict[str, Any] | None:
+    """One runner in its own process; None when it was killed on purpose: SIGKILL once the
+    server has been paid for ``kill_when_paid`` images (an interruption nothing cleans up)."""
+    listing = tmp / f"list-{runner}.json"
+    listing.write_text(json.dumps([str(p) for p in paths]))
+    out = tmp / f"out-{runner}.json"
+    out.unlink(missing_ok=True)
+    cmd = [sys.executable, str(PEERS), "run", runner, url, str(cap), str(listing), str(out)]
+    if runner == "ours":
+        cmd += [journal or str(tmp / f"journal-{time.monotonic_ns()}.sqlite3"), str(poll)]
+    env = dict(os.environ, MATHPIX_NB_HOME=str(tmp / "home"))
+    proc = subprocess.Popen(cmd, env=env)
+    if kill_when_paid is not None:
+        while proc.poll() is None:
+            if counters(url)["paid_images"] >= kill_when_paid:
+                proc.kill()
+                proc.wait()
+                return None
+            time.sleep(0.05)
     try:
-        client = MathpixClient(app_id=APP_ID, app_key=APP_KEY, api_url=url)
-        ok = 0
-        t0 = time.perf_counter()
-        for p in paths:
-            image = client.image_new(file_path=str(p), is_async=True)
-            ok += bool(image.wait_until_complete(timeout=60))
-        wall = time.perf_counter() - t0
-    finally:
-        requests.adapters.HTTPAdapter.send = original  # type: ignore[method-assign]
-    return {"wall": wall, "ok": ok, "requests": calls[0]}
+        proc.wait(timeout=3600)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+    if proc.returncode != 0:
+        raise RuntimeError(f"runner {runner} failed ({proc.returncode})")
+    return dict(json.loads(out.read_text()))
+
+
+def floor_of(c: dict[str, Any], cap: int) -> float:
+    return max(float(c["work"]) / cap, float(c["max_delay"]))
+
+
+def measure(
+    runner: str, corpus: str, cap: int, paths: list[Path], tmp: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    with server(cap, args.latency_base, args.latency_per_kb) as url:
+        r = run_child(runner, url, cap, paths, tmp, poll=args.poll_interval)
+        c = counters(url)
+    assert r is not None
+    n = len(paths)
+    floor = floor_of(c, cap)
+    up = sum(c[k]["up"] for k in ("upload", "poll", "other"))
+    down = sum(c[k]["down"] for k in ("upload", "poll", "other"))
+    reqs = sum(c[k]["requests"] for k in ("upload", "poll", "other"))
+    row = {
+        "corpus": corpus,
+        "cap": cap,
+        "runner": runner,
+        "n": n,
+        "ok": r["ok"],
+        "wall_s": r["wall"],
+        "floor_s": floor,
+        "x_floor": r["wall"] / floor if floor else None,
+        "cpu_ms_per_image": r["cpu"] / n * 1000,
+        "kb_up_per_image": up / n / 1000,
+        "kb_down_per_image": down / n / 1000,
+        "requests_per_image": reqs / n,
+        "paid_images": c["paid_images"],
+        "poll_down_bytes": c["poll"]["down"],
+        "poll_requests": c["poll"]["requests"],
+        "result_bytes": c["result_bytes"],
+        "poll_x_result": c["poll"]["down"] / c["result_bytes"] if c["result_bytes"] else None,
+        "peak_rss_growth_mb": r["rss_growth"] / 2**20,
+        "peak_in_flight": c["peak_in_flight"],
+    }
+    print(
+        f"  {corpus:<11} cap {cap:<2} {runner:<15} n={n:<4} ok={r['ok']:<4} "
+        f"wall {r['wall']:7.2f}s  floor {floor:6.2f}s  x{row['x_floor'] or 0:5.2f}  "
+        f"cpu {row['cpu_ms_per_image']:6.1f} ms/img",
+        flush=True,
+    )
+    return row
+
+
+def scenario_resume(
+    paths: list[Path], cap: int, tmp: Path, args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """Run 1 is killed (SIGKILL) once half the images are paid for; run 2 is the same command
+    (the peer has no memory of run 1; ours has its journal)."""
+    rows = []
+    for runner in ("gather_prepared", "ours"):
+        journal = str(tmp / f"resume-{runner}.sqlite3")
+        with server(cap, args.latency_base, args.latency_per_kb) as url:
+            half = len(paths) // 2
+            run_child(runner, url, cap, paths, tmp, journal=journal, kill_when_paid=half)
+            first = counters(url)
+            r = run_child(runner, url, cap, paths, tmp, journal=journal, poll=args.poll_interval)
+            c = counters(url)
+        assert r is not None
+        rows.append(
+            {
+                "scenario": "rerun after kill -9",
+                "runner": runner,
+                "n": len(paths),
+                "paid_before_kill": first["paid_images"],
+                "paid_total": c["paid_images"],
+                "upload_mb_total": (c["upload"]["up"]) / 1e6,
+                "rerun_wall_s": r["wall"],
+                "rerun_ok": r["ok"],
+                "requests_total": sum(c[k]["requests"] for k in ("upload", "poll", "other")),
+            }
+        )
+    return rows
+
+
+def scenario_dedupe(
+    distinct: list[Path], cap: int, tmp: Path, args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """Each distinct photo twice: half as a copy under another name, half as a repeated row."""
+    copies = []
+    for i, p in enumerate(distinct):
+        if i % 2 == 0:
+            q = p.with_name("copy_" + p.name)
+            shutil.copyfile(p, q)
+            copies.append(q)
+        else:
+            copies.append(p)
+    rows_paths = distinct + copies
+    rows = []
+    for runner in ("gather_prepared", "ours"):
+        with server(cap, args.latency_base, args.latency_per_kb) as url:
+            r = run_child(runner, url, cap, rows_paths, tmp, poll=args.poll_interval)
+            c = counters(url)
+        assert r is not None
+        rows.append(
+            {
+                "scenario": "every image twice",
+                "runner": runner,
+                "n": len(rows_paths),
+                "distinct": len(distinct),
+                "ok": r["ok"],
+                "paid_total": c["paid_images"],
+                "upload_mb_total": c["upload"]["up"] / 1e6,
+                "wall_s": r["wall"],
+                "requests_total": sum(c[k]["requests"] for k in ("upload", "poll", "other")),
+            }
+        )
+    return rows
 
 
 _MEM_CHILD = r"""
-import json, os, resource, sys, time
+import json, os, sys, time
 import pandas as pd
+import mathpix_nb.pandas
 from mathpix_nb import Mathpix
-from mathpix_nb.bulk import ocr_frame
 
 url, folder, rows = sys.argv[1], sys.argv[2], int(sys.argv[3])
 client = Mathpix("local-app", "bench-key", base_url=url)
 paths = [os.path.join(folder, f"{i}.png") for i in range(rows)]
 df = pd.DataFrame({"image_path": paths})
 # warm up (imports, threads, pools) on a few rows, then measure the real run
-ocr_frame(df.head(50), "image_path", client=client, journal=False, progress=False,
-          poll_interval=0.2)
-def rss():
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-base = rss()
+df.head(50).mathpix.ocr("image_path", client=client, journal=False, progress=False,
+                        poll_interval=0.2)
+from _peers import _status, reset_peak_rss
+reset_peak_rss()
+base = _status("VmRSS")
 t0 = time.perf_counter()
-out = ocr_frame(df, "image_path", client=client, concurrency=16, poll_interval=0.25,
-                progress=False)
+out = df.mathpix.ocr("image_path", client=client, concurrency=16, poll_interval=0.25,
+                     progress=False)
 wall = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = _status("VmHWM")
 cols = [c for c in out.columns if c.startswith("ocr_")]
-result_bytes = int(out[cols].memory_usage(deep=True).sum())
-print(json.dumps({"base": base, "peak": peak, "after": rss(), "wall": wall,
-                  "ok": int(out["ocr_error"].isna().sum()), "result_bytes": result_bytes,
-                  "input_bytes": int(df.memory_usage(deep=True).sum()),
-                  "requests": out.attrs["mathpix_summary"]["requests"]}))
+print(json.dumps({"base": base, "peak": peak, "wall": wall,
+                  "ok": int(out["ocr_error"].isna().sum()),
+                  "result_bytes": int(out[cols].memory_usage(deep=True).sum())}))
 """
 
 
 def run_memory(rows: int, tmp: Path) -> dict[str, Any]:
-    folder = tmp / "tiny"
+    """Peak RSS growth per row of ``df.mathpix.ocr`` over ``rows`` 4x4 PNGs (echo, no latency)."""
+    import io
+
+    from PIL import Image
+
+    folder = tmp / "mem"
     folder.mkdir()
     for i in range(rows):
         im = Image.new("L", (4, 4), 255)
@@ -206,8 +289,9 @@ def run_memory(rows: int, tmp: Path) -> dict[str, Any]:
         buf = io.BytesIO()
         im.save(buf, format="PNG")
         (folder / f"{i}.png").write_bytes(buf.getvalue())
-    env = dict(os.environ, MATHPIX_NB_HOME=str(tmp / "home"))
-    with server() as url:
+    env = dict(os.environ, MATHPIX_NB_HOME=str(tmp / "mem-home"))
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])
+    with server(0, 0.0, 0.0) as url:
         proc = subprocess.run(
             [sys.executable, "-c", _MEM_CHILD, url, str(folder), str(rows)],
             capture_output=True,
@@ -217,100 +301,216 @@ def run_memory(rows: int, tmp: Path) -> dict[str, Any]:
         )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-3000:])
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    mem = dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    growth = mem["peak"] - mem["base"]
+    return {
+        "rows": rows,
+        "ok": mem["ok"],
+        "wall_s": mem["wall"],
+        "peak_growth_mb": growth / 2**20,
+        "bytes_per_row": growth / rows,
+        "result_bytes_per_row": mem["result_bytes"] / rows,
+    }
 
 
-def main() -> int:
+# ------------------------------------------------------------------------------ reporting
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def main_table(rows: list[dict[str, Any]]) -> str:
+    ours = {(r["corpus"], r["cap"]): r for r in rows if r["runner"] == "ours"}
+    out = [
+        "| corpus | cap | runner | N | ok | wall s | floor s | × floor | wall ÷ ours | "
+        "CPU ms/img | KB up/img | KB down/img | req/img | poll ÷ results | peak RSS MB |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        mine = ours.get((r["corpus"], r["cap"]))
+        vs = r["wall_s"] / mine["wall_s"] if mine else None
+        name = f"**{r['runner']}**" if r["runner"] == "ours" else r["runner"]
+        out.append(
+            f"| {LABELS[r['corpus']]} | {r['cap']} | {name} | {r['n']} | {r['ok']} | "
+            f"{fmt(r['wall_s'])} | {fmt(r['floor_s'])} | {fmt(r['x_floor'])} | {fmt(vs)} | "
+            f"{fmt(r['cpu_ms_per_image'], 1)} | {fmt(r['kb_up_per_image'], 1)} | "
+            f"{fmt(r['kb_down_per_image'], 1)} | {fmt(r['requests_per_image'], 3)} | "
+            f"{fmt(r['poll_x_result'])} | {fmt(r['peak_rss_growth_mb'], 0)} |"
+        )
+    return "\n".join(out)
+
+
+def scenario_table(rows: list[dict[str, Any]]) -> str:
+    out = [
+        "| scenario | runner | rows | paid requests | MB uploaded | wall s (rerun) | ok |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        wall = r.get("rerun_wall_s", r.get("wall_s"))
+        ok = r.get("rerun_ok", r.get("ok"))
+        label = r["scenario"]
+        if "paid_before_kill" in r:
+            label += f" (killed when {r['paid_before_kill']} were paid)"
+        else:
+            label += f" ({r['distinct']} distinct)"
+        out.append(
+            f"| {label} | {r['runner']} | {r['n']} | {r['paid_total']} | "
+            f"{r['upload_mb_total']:.2f} | {wall:.2f} | {ok} |"
+        )
+    return "\n".join(out)
+
+
+def targets(rows: list[dict[str, Any]], mem: dict[str, Any] | None) -> list[str]:
+    """Issue 12's targets, each with the figure and met/missed."""
+
+    def get(corpus: str, cap: int, runner: str) -> dict[str, Any] | None:
+        for r in rows:
+            if (r["corpus"], r["cap"], r["runner"]) == (corpus, cap, runner):
+                return r
+        return None
+
+    lines = []
+
+    def say(text: str, ok: bool) -> None:
+        lines.append(f"- {'met' if ok else 'MISSED'}: {text}")
+
+    caps = sorted({r["cap"] for r in rows})
+    for cap in caps:
+        for corpus, limit in (("photos", 1.15), ("a4", 1.5)):
+            r = get(corpus, cap, "ours")
+            if r and r["x_floor"]:
+                say(
+                    f"{LABELS[corpus]} at cap {cap}: {r['x_floor']:.2f}× floor (≤ {limit})",
+                    r["x_floor"] <= limit,
+                )
+        ours, raw = get("photos", cap, "ours"), get("photos", cap, "gather_raw")
+        if ours and raw:
+            speed = raw["wall_s"] / ours["wall_s"]
+            best = raw["floor_s"] / ours["floor_s"]  # what the latency model allows at most
+            say(
+                f"photos at cap {cap}: {speed:.1f}× faster than gather_raw (≥ 10; the floors'"
+                f" ratio, the most the latency model allows, is {best:.1f}×)",
+                speed >= 10,
+            )
+        ours = get("tiny", cap, "ours")
+        for peer in ("gather_raw", "gather_prepared"):
+            other = get("tiny", cap, peer)
+            if ours and other:
+                ratio = ours["wall_s"] / other["wall_s"]
+                say(f"tiny at cap {cap}: ours' wall {ratio:.3f}× {peer}'s (≤ 1.0)", ratio <= 1.0)
+        if ours:
+            cpu = ours["cpu_ms_per_image"]
+            say(f"tiny at cap {cap}: client CPU {cpu:.2f} ms per image (≤ 1.5)", cpu <= 1.5)
+        worst = max(
+            (r for r in rows if r["runner"] == "ours" and r["cap"] == cap and r["poll_x_result"]),
+            key=lambda r: r["poll_x_result"],
+            default=None,
+        )
+        if worst:
+            ratio = worst["poll_x_result"]
+            say(
+                f"poll bytes at cap {cap}: at most {ratio:.2f}× result bytes "
+                f"({LABELS[worst['corpus']]}) (≤ 1.3)",
+                ratio <= 1.3,
+            )
+    if mem:
+        kb = mem["bytes_per_row"] / 1000
+        say(f"peak RSS growth {kb:.2f} KB/row over {mem['rows']:,} rows (≤ 1.2)", kb <= 1.2)
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=1000, help="images for our run (default 1000)")
-    ap.add_argument("--naive-n", type=int, default=60)
-    ap.add_argument("--mpxpy-n", type=int, default=12)
-    ap.add_argument("--mem-rows", type=int, default=100_000)
+    ap.add_argument("--quick", action="store_true", help="small N, cap 8 only (< 2 minutes)")
+    ap.add_argument("--caps", type=int, nargs="+", help="server concurrency caps (8 16)")
+    ap.add_argument("--corpora", nargs="+", choices=CORPORA, default=list(CORPORA))
+    ap.add_argument("--runners", nargs="+", choices=RUNNERS, default=list(RUNNERS))
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply every N")
     ap.add_argument("--latency-base", type=float, default=0.25)
     ap.add_argument("--latency-per-kb", type=float, default=0.005)
-    ap.add_argument("--cap", type=int, default=8, help="server max_concurrency")
-    ap.add_argument("--concurrency", type=int, default=8, help="our concurrency")
-    ap.add_argument("--poll-interval", type=float, default=0.25)
-    args = ap.parse_args()
+    ap.add_argument(
+        "--poll-interval", type=float, default=0.0, help="ours' poll interval (0: its default)"
+    )
+    ap.add_argument("--mem-rows", type=int, help="rows of the memory run (0 skips it)")
+    ap.add_argument("--no-scenarios", action="store_true")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args(argv)
+    caps = args.caps or ([8] if args.quick else [8, 16])
+    sizes = {k: max(2, round(v * args.scale)) for k, v in (QUICK if args.quick else FULL).items()}
+    mem_rows = args.mem_rows if args.mem_rows is not None else (500 if args.quick else 20_000)
+    out_path = args.out or HERE / "results" / ("bulk-quick.json" if args.quick else "bulk.json")
+    cache = Path(tempfile.gettempdir()) / "mathpix_nb-bench-bulk-corpus-v1"
 
+    started = time.perf_counter()
+    header = (
+        f"bench/bulk.py {'--quick ' if args.quick else ''}python {sys.version.split()[0]}, "
+        f"{os.cpu_count()} cpus, load avg {os.getloadavg()[0]:.1f}, "
+        f"latency {args.latency_base * 1000:.0f} ms + {args.latency_per_kb * 1000:.0f} ms/KB, "
+        f"caps {caps}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
+    print("#", header, flush=True)
+    rows: list[dict[str, Any]] = []
+    scenarios: list[dict[str, Any]] = []
+    mem = None
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
-        os.environ["MATHPIX_NB_HOME"] = str(tmp / "home")  # a fresh journal: no cache hits
-        print(
-            f"# bench/bulk.py  python {sys.version.split()[0]}, {os.cpu_count()} cpus, "
-            f"load avg {os.getloadavg()[0]:.1f}"
-        )
-        paths = make_images(tmp / "imgs", args.n)
-        sizes = sent_bytes(paths)
-        lb, lk, cap = args.latency_base, args.latency_per_kb, args.cap
-        floor = sum(lb + lk * b / 1024 for b in sizes) / cap
-        per_image_floor = floor / args.n
-        print(f"server: echo engine, latency_base={lb}s latency_per_kb={lk}s max_concurrency={cap}")
-        print(
-            f"images: {args.n} distinct JPEGs, {sum(sizes) / 1e6:.1f} MB sent "
-            f"(mean {sum(sizes) / len(sizes) / 1024:.1f} KB)"
-        )
-        print(
-            f"floor (cap + latency model, bytes sent): {floor:.2f}s "
-            f"= {per_image_floor * 1000:.1f} ms/image"
-        )
+        corpora = {}
+        for corpus in args.corpora:
+            corpora[corpus] = make_corpus(corpus, tmp / corpus, sizes[corpus], cache)
+            size = sum(p.stat().st_size for p in corpora[corpus])
+            print(f"  corpus {corpus}: {len(corpora[corpus])} files, {size / 1e6:.1f} MB")
+        for cap in caps:
+            for corpus in args.corpora:
+                for runner in args.runners:
+                    rows.append(measure(runner, corpus, cap, corpora[corpus], tmp, args))
+        if not args.no_scenarios:
+            n = 12 if args.quick else 48
+            distinct = make_corpus("photos", tmp / "scen", n, cache, start=100_000)
+            scenarios += scenario_resume(distinct, 8, tmp, args)
+            n = 8 if args.quick else 48
+            dup = make_corpus("photos", tmp / "dup", n, cache, start=200_000)
+            scenarios += scenario_dedupe(dup, 8, tmp, args)
+        if mem_rows:
+            mem = run_memory(mem_rows, tmp)
 
-        with server(latency_base=lb, latency_per_kb=lk, max_concurrency=cap) as url:
-            ours = run_ours(url, paths, concurrency=args.concurrency, poll=args.poll_interval)
-            naive_paths = make_images(tmp / "naive", args.naive_n, start=10_000_000)
-            naive = run_naive(url, naive_paths)
-            mpx_paths = make_images(tmp / "mpx", args.mpxpy_n, start=20_000_000)
-            mpx = run_mpxpy(url, mpx_paths)
-
+    print()
+    print("#", header)
+    print()
+    print(main_table(rows))
+    if scenarios:
+        print()
+        print(scenario_table(scenarios))
+    if mem:
         print()
         print(
-            f"{'run':<34}{'N':>7}{'ok':>7}{'wall s':>10}{'ms/img':>10}{'req/img':>9}{'x floor':>9}"
+            f"memory: {mem['rows']:,} rows (4x4 PNGs, echo, no latency, concurrency 16): peak RSS "
+            f"growth {mem['peak_growth_mb']:.0f} MiB = {mem['bytes_per_row'] / 1000:.2f} KB/row "
+            f"(result columns {mem['result_bytes_per_row'] / 1000:.2f} KB/row), "
+            f"{mem['wall_s']:.0f} s, {mem['ok']} ok"
         )
-        naive_sizes = sent_bytes(naive_paths)
-        mpx_sizes = sent_bytes(mpx_paths)
-        rows = [
-            ("mathpix_nb ocr_frame (async+tags)", args.n, ours, sizes),
-            ("naive httpx loop (sync v3/text)", args.naive_n, naive, naive_sizes),
-            ("mpxpy image_new+wait_until_complete", args.mpxpy_n, mpx, mpx_sizes),
-        ]
-        for name, n, r, sz in rows:
-            own_floor = sum(lb + lk * b / 1024 for b in sz) / cap
-            print(
-                f"{name:<34}{n:>7}{r['ok']:>7}{r['wall']:>10.2f}{r['wall'] / n * 1000:>10.1f}"
-                f"{r['requests'] / n:>9.3f}{r['wall'] / own_floor:>9.2f}"
-            )
-        print()
-        print(f"ours vs floor: {ours['wall'] / floor:.3f}x  (goal <= 1.15x)")
-        naive_n_est = naive["wall"] / args.naive_n * args.n
-        mpx_n_est = mpx["wall"] / args.mpxpy_n * args.n
-        print(
-            f"naive httpx loop, extrapolated to {args.n} images: {naive_n_est:.1f}s -> ours is "
-            f"{naive_n_est / ours['wall']:.1f}x faster"
+    print()
+    print("targets (issue 12):")
+    goal_lines = targets(rows, mem)
+    print("\n".join(goal_lines))
+    elapsed = time.perf_counter() - started
+    print(f"\n(bench took {elapsed:.0f} s)")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(
+        json.dumps(
+            {
+                "header": header,
+                "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+                "runs": rows,
+                "scenarios": scenarios,
+                "memory": mem,
+                "targets": goal_lines,
+                "elapsed_s": elapsed,
+            },
+            indent=1,
         )
-        print(
-            f"mpxpy loop, extrapolated to {args.n} images: {mpx_n_est:.1f}s -> ours is "
-            f"{mpx_n_est / ours['wall']:.1f}x faster  (goal >= 20x)"
-        )
-        print(f"our summary: {ours['summary']}")
-
-        if args.mem_rows:
-            print()
-            mem = run_memory(args.mem_rows, tmp)
-            growth = mem["peak"] - mem["base"]
-            print(
-                f"memory, {args.mem_rows} rows (echo engine, no latency, child process): "
-                f"{mem['ok']} ok in {mem['wall']:.0f}s, {mem['requests']} requests"
-            )
-            print(
-                f"  RSS before run {mem['base'] / 2**20:.0f} MiB, peak {mem['peak'] / 2**20:.0f}"
-                f" MiB -> peak growth {growth / 2**20:.0f} MiB = {growth / args.mem_rows:.0f} "
-                f"B/row"
-            )
-            print(
-                f"  result columns (pandas deep size): {mem['result_bytes'] / 2**20:.0f} MiB = "
-                f"{mem['result_bytes'] / args.mem_rows:.0f} B/row; input column "
-                f"{mem['input_bytes'] / 2**20:.0f} MiB"
-            )
+    )
+    print(f"wrote {out_path}")
     return 0
 
 
