@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-SHARD_SIZE = 16
+SHARD_SIZE = 8
 
 
 class _Counted(httpx.AsyncByteStream):
