@@ -38,6 +38,7 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from ._pool import ShardedTransport
 from ._ratelimit import RateLimiter, retry_after_header
 from ._store import OverQuota, ProxyStore, Quotas, token_digest
 from ._upstream import Upstream
@@ -334,9 +335,7 @@ class Proxy:
         self.max_pdf_bytes = max_pdf_bytes
         self.max_body_bytes = max_body_bytes
         self._timeout = httpx.Timeout(10.0, read=read_timeout, write=60.0, pool=30.0)
-        self._limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        )
+        self._max_connections = max_connections
         self._http: httpx.AsyncClient | None = None
         self.prefix = prefix
         self.forwarded = 0
@@ -347,8 +346,11 @@ class Proxy:
 
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
+            # several small pools, not one of max_connections: see _pool.py
             self._http = httpx.AsyncClient(
-                timeout=self._timeout, limits=self._limits, follow_redirects=False
+                timeout=self._timeout,
+                transport=ShardedTransport(max_connections=self._max_connections),
+                follow_redirects=False,
             )
         return self._http
 
