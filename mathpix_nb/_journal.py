@@ -42,12 +42,21 @@ import sqlite3
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["Journal", "JournalEntry", "JournalError", "default_journal_path", "process_alive"]
+__all__ = [
+    "Journal",
+    "JournalEntry",
+    "JournalError",
+    "RemoteJob",
+    "default_journal_path",
+    "process_alive",
+    "set_aside",
+]
 
 State = Literal["submitting", "submitted", "done", "failed"]
 
@@ -145,16 +154,41 @@ class JournalEntry:
 
 class JournalError(OSError):
     """The journal file cannot be used (corrupt, not a journal, unwritable); names the file
-    and the fix."""
+    and the fix. ``corrupt``: the file is damaged or not a database (not merely locked)."""
+
+    corrupt: bool = False
+
+
+def _is_corrupt(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return type(exc) is sqlite3.DatabaseError or "malformed" in text or "not a database" in text
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a damaged journal (and its ``-wal`` / ``-shm``) to ``<name>.corrupt-<time>``,
+    kept for inspection; the new name."""
+    kept = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+    for extra in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if extra.exists():
+            extra.rename(kept.with_name(kept.name + extra.name[len(path.name) :]))
+    path.rename(kept)
+    return kept
 
 
 def _unusable(path: Path | None, exc: BaseException) -> JournalError:
     where = str(path) if path is not None else ":memory:"
+    err = _journal_error(where, exc)
+    err.corrupt = _is_corrupt(exc)
+    return err
+
+
+def _journal_error(where: str, exc: BaseException) -> JournalError:
     return JournalError(
         f"the journal {where} cannot be used ({type(exc).__name__}: {exc}). Fix: run "
         f"`mathpix-nb journal check {where}` / `mathpix-nb journal repair {where}` (keeps the "
-        "rows it can read), delete the file (finished results are then fetched or paid "
-        "again), or pass journal= / --journal another path."
+        "rows it can read), delete the file (a rerun then recovers every job Mathpix accepted "
+        "from v3/ocr-results and pays for none of them again), or pass journal= / --journal "
+        "another path."
     )
 
 
@@ -201,6 +235,27 @@ class Journal:
             raise _unusable(self.path, exc) from None
         self.owner = _new_owner()
         _LIVE_OWNERS.add(self.owner)
+
+    @classmethod
+    def open_or_set_aside(cls, path: str | os.PathLike[str] | None = None) -> Journal:
+        """Open ``path``; a corrupt file is set aside (:func:`set_aside`, with a warning) and a
+        new journal started in its place. Safe because the journal is only a cache: a bulk
+        run reads what Mathpix accepted back from v3/ocr-results and pays for none of it
+        again (except ``improve_mathpix=False`` jobs, which Mathpix never stores)."""
+        try:
+            return cls(path)
+        except JournalError as exc:
+            target = Path(path) if path is not None else default_journal_path()
+            if not exc.corrupt or str(path) == ":memory:" or not target.is_file():
+                raise
+            kept = set_aside(target)
+            msg = (
+                f"mathpix_nb: the journal {target} is damaged; it was set aside as {kept} and a "
+                "new one started (a bulk run recovers accepted jobs from Mathpix's "
+                "v3/ocr-results and pays for none of them again)"
+            )
+            warnings.warn(msg, UserWarning, stacklevel=2)
+            return cls(path)
 
     # -- keys ------------------------------------------------------------------------------
 
@@ -490,6 +545,141 @@ class Journal:
         self._corrections_ready()
         with self._lock:
             self._conn.execute("DELETE FROM corrections WHERE key = ?", (key,))
+
+    # -- the API's record, cached (see mathpix_nb.bulk: the API is the journal of record) -----
+    # ``remote`` holds what v3/ocr-results said about the jobs of a dataset (by row tag), and
+    # ``synced`` until when (local clock) a dataset's listing has been read into it, so the
+    # next run lists only what is newer. Both are created on first use.
+
+    _REMOTE_SCHEMA = """
+    CREATE TABLE IF NOT EXISTS remote (
+        row_tag TEXT NOT NULL, base_url TEXT NOT NULL, request_id TEXT NOT NULL, result TEXT,
+        run_tag TEXT, batch_tag TEXT, PRIMARY KEY (row_tag, base_url));
+    CREATE TABLE IF NOT EXISTS synced (
+        dataset TEXT NOT NULL, base_url TEXT NOT NULL, until REAL NOT NULL,
+        PRIMARY KEY (dataset, base_url));
+    """
+
+    def _remote_ready(self) -> None:
+        with self._lock:
+            if not getattr(self, "_has_remote", False):
+                self._conn.executescript(self._REMOTE_SCHEMA)
+                self._has_remote = True
+
+    def remember(self, jobs: Iterable[RemoteJob], *, base_url: str) -> int:
+        """Cache jobs read from v3/ocr-results; a finished answer is never replaced by a
+        pending or failed one. Returns how many were given."""
+        self._remote_ready()
+        rows = [
+            (
+                j.row_tag,
+                base_url,
+                j.request_id,
+                None if j.result is None else json.dumps(j.result, separators=(",", ":")),
+                j.run_tag,
+                j.batch_tag,
+                int(j.ok),
+            )
+            for j in jobs
+        ]
+        with self._lock:
+            self._conn.executemany(
+                "INSERT INTO remote (row_tag, base_url, request_id, result, run_tag, batch_tag)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(row_tag, base_url) DO UPDATE SET"
+                " request_id=excluded.request_id, result=excluded.result,"
+                " run_tag=excluded.run_tag, batch_tag=excluded.batch_tag"
+                " WHERE ?7 OR remote.result IS NULL",
+                rows,
+            )
+        return len(rows)
+
+    def remote(self, row_tag: str, *, base_url: str) -> RemoteJob | None:
+        """What v3/ocr-results said about the job tagged ``row_tag`` (cached), or None."""
+        self._remote_ready()
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT row_tag, request_id, result, run_tag, batch_tag FROM remote"
+                " WHERE row_tag = ? AND base_url = ?",
+                (row_tag, base_url),
+            ).fetchone()
+        if row is None:
+            return None
+        return RemoteJob(row[0], row[1], json.loads(row[2]) if row[2] else None, row[3], row[4])
+
+    def synced_until(self, dataset: str, *, base_url: str) -> float | None:
+        """Local time up to which ``dataset``'s listing has been cached here, or None."""
+        self._remote_ready()
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT until FROM synced WHERE dataset = ? AND base_url = ?", (dataset, base_url)
+            ).fetchone()
+        return None if row is None else float(row[0])
+
+    def mark_synced(self, dataset: str, *, base_url: str, until: float) -> None:
+        """Record that ``dataset``'s jobs received before ``until`` (local time) are cached."""
+        self._remote_ready()
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO synced (dataset, base_url, until) VALUES (?, ?, ?)",
+                (dataset, base_url, until),
+            )
+
+    # -- maintenance (``mathpix-nb journal``) ------------------------------------------------
+
+    def integrity_check(self) -> str:
+        """SQLite's own check of the file: ``"ok"`` or the first problem found."""
+        with self._lock:
+            return str(self._conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+    def raw_rows(self) -> list[tuple[Any, ...]]:
+        """Every job as a row of :attr:`COLUMNS` (to rebuild a damaged file)."""
+        with self._lock:
+            return self._conn.execute(f"SELECT {', '.join(self._COLS)} FROM jobs").fetchall()
+
+    def restore_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Write rows read by :meth:`raw_rows` (or from a damaged file) back, replacing."""
+        marks = ", ".join("?" * len(self._COLS))
+        with self._lock:
+            self._conn.executemany(f"INSERT OR REPLACE INTO jobs VALUES ({marks})", list(rows))
+
+    def forget_where(self, *, failed: bool = False, unfinished: bool = False) -> int:
+        """Drop failed jobs, or unfinished ones whose owner is gone, or (neither) every job;
+        the number dropped."""
+        with self._lock:
+            if failed:
+                return int(self._conn.execute("DELETE FROM jobs WHERE state = 'failed'").rowcount)
+            if unfinished:
+                keys = [
+                    key
+                    for key, owner in self._conn.execute(
+                        "SELECT key, owner FROM jobs WHERE state IN ('submitting', 'submitted')"
+                    )
+                    if not process_alive(owner)
+                ]
+                self._conn.executemany("DELETE FROM jobs WHERE key = ?", [(k,) for k in keys])
+                return len(keys)
+            return int(self._conn.execute("DELETE FROM jobs").rowcount)
+
+    #: the column order of :meth:`raw_rows`
+    COLUMNS = _COLS
+
+
+@dataclass(frozen=True)
+class RemoteJob:
+    """One job as v3/ocr-results lists it: found by its row tag, finished (``result``) or
+    still processing (``result`` None), and the run/batch tags it can be polled by."""
+
+    row_tag: str
+    request_id: str
+    result: dict[str, Any] | None
+    run_tag: str | None = None
+    batch_tag: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """A finished answer without an error."""
+        r = self.result
+        return r is not None and not r.get("error") and not isinstance(r.get("error_info"), dict)
 
 
 @dataclass(frozen=True)

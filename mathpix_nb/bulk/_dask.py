@@ -9,6 +9,9 @@ On a cluster of worker processes (see ``docs/dask.md``):
   ``distributed.Semaphore`` (``cluster_concurrency``) and, with ``requests_per_minute``, a slot
   of a sliding 60-second window kept on the scheduler, so N workers send what one account
   allows, not N times that;
+* **the API is the journal of record**: one task lists the dataset's accepted jobs from
+  ``v3/ocr-results`` once (one request per ``per_page`` jobs) and every partition gets that
+  listing, so workers whose journals are empty, lost or elsewhere pay for none of them again;
 * **a retried partition pays nothing twice**: the scheduler remembers which partitions have
   started (``Client.set_metadata``); a partition running again (its worker died, or its result
   was lost) looks every image its own journal lacks up by its row tag in ``v3/ocr-results``
@@ -37,11 +40,11 @@ import httpx
 
 from .._client import AsyncMathpix, Mathpix
 from .._images import ImagePrep
-from .._journal import Journal
+from .._journal import Journal, RemoteJob
 from .._retry import RetryPolicy
 from .._transport import ShardedAsyncTransport
-from . import _frame
-from ._engine import BulkConfig
+from . import _api, _frame
+from ._engine import BulkConfig, dataset_tag, list_dataset
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,6 +58,8 @@ DTYPES = {
     "confidence": "Float64",
     "request_id": "string",
     "error": "string",
+    "html": "string",  # with formats=[..., "html"]
+    "data": "string",  # with formats=[..., "data"]: JSON text
 }
 
 _WINDOW = 60.0  # seconds: Mathpix's per-minute limit
@@ -254,7 +259,52 @@ class _WorkerJob(_frame._BulkCall):
 
 
 def _typed(out: pd.DataFrame, prefix: str) -> pd.DataFrame:
-    return out.astype({prefix + name: dtype for name, dtype in DTYPES.items()})
+    return out.astype(
+        {prefix + name: dtype for name, dtype in DTYPES.items() if prefix + name in out.columns}
+    )
+
+
+def _fields(kwargs: dict[str, Any]) -> tuple[str, ...]:
+    options = dict(kwargs.get("options") or {})
+    if "formats" in kwargs:
+        options["formats"] = kwargs["formats"]
+    return _frame.result_fields(options)
+
+
+def _list_known(
+    client: Any, spec: _ClientSpec | None, dataset: str, per_page: int
+) -> dict[str, RemoteJob] | None:
+    """The dataset's jobs as v3/ocr-results lists them, by row tag: read once (on a worker,
+    with its credentials) and handed to every partition. None if they cannot be listed
+    (app-token auth, an error): each partition then lists through its own journal."""
+
+    async def go() -> dict[str, RemoteJob] | None:
+        mathpix: Any
+        if spec is not None:
+            mathpix, http = spec.client(connections=2, gate=None)
+        else:
+            mathpix, http = _api.client_for_run(client, connections=2)
+        api = _api.Api(mathpix, concurrency=2, own_http=http)
+        found: dict[str, RemoteJob] = {}
+
+        def keep(jobs: list[RemoteJob]) -> None:
+            for job in jobs:
+                prev = found.get(job.row_tag)
+                if prev is None or prev.result is None or (job.ok and not prev.ok):
+                    found[job.row_tag] = job
+
+        try:
+            if not api.can_async:
+                return None
+            await list_dataset(api, dataset_tag(dataset), per_page=per_page, on_jobs=keep)
+        except (_api.Retryable, _api.Failed) as exc:
+            _frame.log.warning("listing dataset %r failed (%s); partitions list it", dataset, exc)
+            return None
+        finally:
+            await api.aclose()
+        return found
+
+    return anyio.run(go)
 
 
 class _PartitionOCR:
@@ -278,15 +328,23 @@ class _PartitionOCR:
     def __dask_tokenize__(self) -> str:
         return self.token
 
-    def __call__(self, part: pd.DataFrame, partition_info: Any = None) -> pd.DataFrame:
+    def __call__(
+        self,
+        part: pd.DataFrame,
+        known: dict[str, RemoteJob] | None = None,
+        partition_info: Any = None,
+    ) -> pd.DataFrame:
         if self.spec is None:  # threaded / synchronous scheduler: this process, this client
-            out = _frame.ocr_frame(
-                part, self.column, client=self.client, prefix=self.prefix, **self.kwargs
-            )
+            series = _frame._column(part, self.column)
+            _frame._check_prefix(part, self.prefix)
+            kwargs = dict(self.kwargs, prefix=self.prefix)
+            out = _frame._run_sync(series, part, self.client, kwargs, known=known)
             return _typed(out, self.prefix)
-        return self._on_worker(part, (partition_info or {}).get("number", 0))
+        return self._on_worker(part, (partition_info or {}).get("number", 0), known)
 
-    def _on_worker(self, part: pd.DataFrame, number: int) -> pd.DataFrame:
+    def _on_worker(
+        self, part: pd.DataFrame, number: int, known: dict[str, RemoteJob] | None
+    ) -> pd.DataFrame:
         assert self.spec is not None
         from distributed import get_client, get_worker
 
@@ -295,9 +353,11 @@ class _PartitionOCR:
         except ValueError:  # computed with another scheduler (e.g. scheduler="threads")
             kwargs = dict(self.kwargs, prefix=self.prefix, progress=False)
             job = _WorkerJob(self.spec, kwargs, None)
+            job.known = known
             series = _frame._column(part, self.column)
             rows, summary = anyio.run(job.run, series, None)
-            return _typed(_frame._finish(series, part, rows, summary, self.prefix), self.prefix)
+            out = _frame._finish(series, part, rows, summary, self.prefix, job.fields)
+            return _typed(out, self.prefix)
         dclient_any: Any = dclient
         attempt = uuid.uuid4().hex[:8]
         mark = ["mathpix-nb", self.token, str(number)]
@@ -313,6 +373,7 @@ class _PartitionOCR:
         series = _frame._column(part, self.column)
         _frame._check_prefix(part, self.prefix)
         job = _WorkerJob(self.spec, kwargs, gate)
+        job.known = known
         topic = f"mathpix-nb-{self.token}"
         state = {"done": 0, "sent": 0.0}
 
@@ -334,7 +395,8 @@ class _PartitionOCR:
         event(True)
         if gate is not None and gate.waited:
             _frame.log.info("%s; waited %.1fs for the cluster's rate budget", summary, gate.waited)
-        return _typed(_frame._finish(series, part, rows, summary, self.prefix), self.prefix)
+        out = _frame._finish(series, part, rows, summary, self.prefix, job.fields)
+        return _typed(out, self.prefix)
 
 
 class _ProgressFeed:
@@ -420,14 +482,20 @@ def ocr_dask(
         progress: a tqdm bar on the client fed by the workers (default: on with a
             distributed Client, off otherwise).
         journal: as for :func:`ocr_frame`, opened on each worker (a local cache there).
+            Before the partitions run, one task lists the ``dataset``'s jobs Mathpix already
+            accepted (v3/ocr-results, one request per ``per_page`` jobs) and every partition
+            takes those instead of paying again, whatever its worker's journal holds.
         kwargs: further :func:`ocr_frame` keywords and v3/text options.
     """
     import pandas as pd
 
     meta = ddf._meta.copy()
     _frame._check_prefix(meta, prefix)
-    for name, dtype in DTYPES.items():
-        meta[prefix + name] = pd.Series([], dtype=dtype)
+    for name in _fields(kwargs):
+        meta[prefix + name] = pd.Series([], dtype=DTYPES[name])
+    config = BulkConfig(
+        **{k: v for k, v in kwargs.items() if k in ("dataset", "recover", "per_page")}
+    )
     for name, value in (
         ("concurrency", concurrency),
         ("cluster_concurrency", cluster_concurrency),
@@ -449,7 +517,7 @@ def ocr_dask(
             )
         kwargs["progress"] = bool(progress)
         task = _PartitionOCR(column, client, None, prefix, kwargs, None, token, False)
-        return ddf.map_partitions(task, meta=meta)
+        return ddf.map_partitions(task, _known(client, None, config), meta=meta)
     if isinstance(journal, Journal):
         raise TypeError(
             "journal= cannot be a Journal object on a distributed cluster (it is opened on "
@@ -465,4 +533,14 @@ def ocr_dask(
     )
     if progress is None or progress:
         dclient.subscribe_topic(f"mathpix-nb-{token}", _ProgressFeed(ddf.npartitions))
-    return ddf.map_partitions(task, meta=meta)
+    return ddf.map_partitions(task, _known(None, task.spec, config), meta=meta)
+
+
+def _known(client: Any, spec: _ClientSpec | None, config: BulkConfig) -> Any:
+    """The one listing task every partition depends on (None when recovery is off)."""
+    if not config.recover:
+        return None
+    from dask.delayed import delayed
+
+    make: Any = delayed(_list_known, pure=False)
+    return make(client, spec, config.dataset, config.per_page)

@@ -7,9 +7,15 @@ in order. For each distinct job (image content + options + crop + region):
 2. ask the journal: done/failed -> cached; submitted -> poll for it; ``submitting`` with an
    unknown fate (a crash or a dropped connection after the upload) -> look it up by its row
    tag first, and send it again only if the API has never seen it;
-3. otherwise claim it in the journal (durably), prepare the image (client core) and POST it
-   with ``async: true`` and tags ``mnb-run-<run>``, ``mnb-batch-<run>-<n>``, ``mnb-row-<key>``;
-4. one poller reads ``v3/ocr-results`` by run + batch tag with large pages (one request
+3. not in the journal: ask the API's own record. Every job carries its dataset's tag
+   ``mnb-ds-<hash of the dataset name>``; the first such row of a run reads the dataset's
+   jobs from ``v3/ocr-results`` (only those newer than the journal's last listing, one
+   request per ``per_page`` jobs) into the journal's cache, so a lost, deleted or foreign
+   journal costs a listing, never a second payment;
+4. otherwise claim it in the journal (durably), prepare the image (client core) and POST it
+   with ``async: true`` and tags ``mnb-run-<run>``, ``mnb-batch-<run>-<n>``, ``mnb-row-<key>``,
+   ``mnb-ds-<dataset>``;
+5. one poller reads ``v3/ocr-results`` by run + batch tag with large pages (one request
    covers up to ``per_page`` images) and matches items to jobs by request id.
 
 At most ``concurrency`` images are being read/prepared/uploaded at once, so memory holds the
@@ -19,8 +25,10 @@ token auth, ``improve_mathpix=False``) jobs go through synchronous v3/text concu
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
+import json
 import logging
 import math
 import os
@@ -41,7 +49,7 @@ import anyio.to_thread
 from .._exceptions import ImageError
 from .._image_io import read_file
 from .._images import ImagePrep
-from .._journal import Journal, JournalEntry, process_alive
+from .._journal import Journal, JournalEntry, RemoteJob, process_alive
 from .._options import OptionError
 from .._protocol import prep_option
 from . import _api
@@ -57,6 +65,8 @@ class RowResult(NamedTuple):
     confidence: float | None = None
     request_id: str | None = None
     error: str | None = None
+    html: str | None = None  # with formats=[..., "html"]
+    data: str | None = None  # with formats=[..., "data"]: the data list as JSON text
 
 
 _EMPTY = RowResult()
@@ -74,7 +84,8 @@ class BulkSummary:
     ``done``: rows answered by the API in this run; ``cached``: rows answered from the journal
     (an earlier run) or by an identical image earlier in this run; ``failed``: rows with an
     error; ``retried``: requests sent again after a transient failure; ``submitted``: images
-    sent; ``recovered``: submissions found again by tag instead of being resent.
+    sent; ``recovered``: submissions found again by tag instead of being resent; ``listed``:
+    jobs of the dataset read from v3/ocr-results because the journal did not know them.
     """
 
     rows: int = 0
@@ -85,6 +96,7 @@ class BulkSummary:
     submitted: int = 0
     duplicates: int = 0
     recovered: int = 0
+    listed: int = 0
     pending: int = 0
     requests: int = 0
     mode: str = "async"
@@ -113,6 +125,8 @@ class BulkConfig:
     max_attempts: int = 6  # sends of one image in one run
     fallback: bool | None = None  # None: decide from the auth mode / improve_mathpix
     recover_by_tag: bool = False  # look a job the journal lacks up by its row tag first
+    dataset: str = "default"  # jobs of one dataset recover (and dedupe) against each other
+    recover: bool = True  # read the dataset's jobs from v3/ocr-results when the journal lacks one
 
     def __post_init__(self) -> None:
         # checked when the run is set up: a wrong knob is one error before any row is read
@@ -135,7 +149,18 @@ class BulkConfig:
                     f"{name}={value!r} must be a finite number of seconds > 0{none} "
                     f"(e.g. {name}=60)."
                 )
-        for name in ("fallback", "recover_by_tag"):
+        if (
+            not isinstance(self.dataset, str)
+            or not self.dataset.strip()
+            or len(self.dataset) > 200
+            or not self.dataset.isprintable()
+        ):
+            raise OptionError(
+                f"dataset={self.dataset!r} must be a non-empty printable name of at most 200 "
+                "characters (e.g. dataset='invoices-2026'); jobs of one dataset recover and "
+                "dedupe against each other"
+            )
+        for name in ("fallback", "recover_by_tag", "recover"):
             value = getattr(self, name)
             if not (isinstance(value, bool) or (value is None and name == "fallback")):
                 raise OptionError(f"{name}={value!r} must be True or False.")
@@ -241,8 +266,10 @@ def _error_text(error_id: str, message: str) -> str:
 def result_from_body(body: Mapping[str, Any], request_id: str | None = None) -> RowResult:
     """Shape a v3/text response body into a row (an error in the body goes to the error column).
 
-    >>> result_from_body({"text": "x", "confidence": 1, "request_id": "r"})
-    RowResult(text='x', latex_styled=None, confidence=1.0, request_id='r', error=None)
+    >>> result_from_body({"text": "x", "confidence": 1, "request_id": "r"})[:5]
+    ('x', None, 1.0, 'r', None)
+    >>> result_from_body({"text": "x", "data": [{"type": "asciimath", "value": "x"}]}).data
+    '[{"type": "asciimath", "value": "x"}]'
     >>> result_from_body({"error": "Content not found",
     ...                   "error_info": {"id": "image_no_content"}}, "r").error
     'image_no_content: Content not found [request_id r]'
@@ -257,11 +284,15 @@ def result_from_body(body: Mapping[str, Any], request_id: str | None = None) -> 
             request_id=rid, error=_error_text(eid, msg) + (f" [request_id {rid}]" if rid else "")
         )
     conf = body.get("confidence")
+    html, data = body.get("html"), body.get("data")
     return RowResult(
         body.get("text"),
         body.get("latex_styled"),
         float(conf) if isinstance(conf, int | float) else None,
         rid,
+        None,
+        html if isinstance(html, str) else None,
+        json.dumps(data, ensure_ascii=False) if data is not None else None,
     )
 
 
@@ -359,6 +390,70 @@ def _item_request_id(item: Mapping[str, Any]) -> str | None:
     return str(rid) if rid else None
 
 
+def dataset_tag(name: str) -> str:
+    """The tag every job of dataset ``name`` carries (a hash: any name is a safe tag).
+
+    >>> dataset_tag("default")
+    'mnb-ds-37a8eec1ce19687d'
+    """
+    return "mnb-ds-" + hashlib.sha256(name.encode()).hexdigest()[:16]
+
+
+def remote_job(item: Mapping[str, Any]) -> RemoteJob | None:
+    """An ocr-results item of one of our jobs as a :class:`RemoteJob` (None if not ours)."""
+    args = item.get("request_args")
+    tags = args.get("tags") if isinstance(args, Mapping) else None
+    rid = _item_request_id(item)
+    if not isinstance(tags, list) or not rid:
+        return None
+    found: dict[str, str] = {}
+    for tag in tags:
+        if isinstance(tag, str):
+            for kind in ("mnb-row-", "mnb-run-", "mnb-batch-"):
+                if tag.startswith(kind):
+                    found.setdefault(kind, tag)
+    if "mnb-row-" not in found:
+        return None
+    body = item.get("result")
+    return RemoteJob(
+        found["mnb-row-"],
+        rid,
+        dict(body) if isinstance(body, Mapping) else None,
+        found.get("mnb-run-"),
+        found.get("mnb-batch-"),
+    )
+
+
+#: a dataset's listing re-reads this far before the last one (local clock, seconds): jobs that
+#: were still being received then, and a server clock that is behind ours, are not missed
+SYNC_MARGIN = 3600.0
+
+
+async def list_dataset(
+    api: _api.Api,
+    tag: str,
+    *,
+    per_page: int,
+    since: float | None = None,
+    on_jobs: Callable[[list[RemoteJob]], None],
+) -> int:
+    """Read every job tagged ``tag`` from v3/ocr-results (received after ``since`` minus
+    :data:`SYNC_MARGIN`, local clock), page by page into ``on_jobs``; the number of jobs."""
+    count = [0]
+
+    def on_page(items: list[dict[str, Any]]) -> bool:
+        jobs = [j for j in map(remote_job, items) if j is not None]
+        count[0] += len(jobs)
+        on_jobs(jobs)
+        return False
+
+    from_date = _iso_floor(since - SYNC_MARGIN) if since is not None else None
+    await api.results(
+        [tag], per_page=per_page, include_null=True, from_date=from_date, on_page=on_page
+    )
+    return count[0]
+
+
 class BulkRun:
     """One bulk run over ``values``; see :func:`run_bulk`."""
 
@@ -373,6 +468,7 @@ class BulkRun:
         journal: Journal,
         config: BulkConfig,
         on_rows_done: Callable[[int], None] | None = None,
+        known: Mapping[str, RemoteJob] | None = None,
     ) -> None:
         self.values = values
         self.api = api
@@ -384,6 +480,12 @@ class BulkRun:
         self.on_rows_done = on_rows_done
         self.run_id = uuid.uuid4().hex[:12]
         self.run_tag = f"mnb-run-{self.run_id}"
+        self.ds_tag = dataset_tag(config.dataset)
+        # the dataset's jobs as the API lists them: read once per run into the journal, or
+        # given (``known``: one listing shared by every partition of a Dask run)
+        self.known = known
+        self.synced = known is not None
+        self._sync_lock = anyio.Lock()
         self.summary = BulkSummary(run_id=self.run_id)
         self.rows: list[_Job | RowResult] = []
         self.jobs: dict[str, _Job] = {}
@@ -484,7 +586,7 @@ class BulkRun:
         job.run_tag = self.run_tag
         job.batch_tag = f"mnb-batch-{self.run_id}-{self.batch_no}"
         job.row_tag = f"mnb-row-{job.key[:32]}"
-        return [job.run_tag, job.batch_tag, job.row_tag]
+        return [job.run_tag, job.batch_tag, job.row_tag, self.ds_tag]
 
     def _past_deadline(self) -> bool:
         return self.deadline is not None and time.monotonic() > self.deadline
@@ -665,6 +767,8 @@ class BulkRun:
         entry = self.journal.get(key)
         if entry is not None and await self._resume(job, entry):
             return
+        if entry is None and self.cfg.recover and self.async_mode and await self._recover(job):
+            return
         if entry is None and self.cfg.recover_by_tag and self.async_mode:
             # another machine's journal may hold it (a retried Dask partition): ask the API
             job.run_tag = job.batch_tag = job.row_tag = f"mnb-row-{key[:32]}"
@@ -706,6 +810,81 @@ class BulkRun:
             self.summary.recovered += 1
             return True
         return False
+
+    # -- recovery from the API's record ----------------------------------------------------
+
+    async def _sync(self) -> None:
+        """Read the dataset's jobs the journal has not listed yet (once per run)."""
+        if self.synced:
+            return
+        async with self._sync_lock:
+            if self.synced:
+                return
+            started = time.time()
+            since = self.journal.synced_until(self.ds_tag, base_url=self.base_url)
+
+            def keep(jobs: list[RemoteJob]) -> None:
+                self.journal.remember(jobs, base_url=self.base_url)
+
+            try:
+                n = await list_dataset(
+                    self.api, self.ds_tag, per_page=self.cfg.per_page, since=since, on_jobs=keep
+                )
+            except _api.Retryable as exc:
+                # cannot list now: rows the journal lacks are looked up one by one instead
+                log.warning(
+                    "listing dataset %s failed (%s); looking rows up by tag", self.ds_tag, exc
+                )
+                self.cfg = dataclasses.replace(self.cfg, recover_by_tag=True)
+                if exc.unreachable:
+                    self._unreachable(exc.message)
+            except _api.Failed as exc:
+                if exc.fatal:
+                    self.fatal = _error_text(exc.error_id, exc.message)
+                log.warning("listing dataset %s failed (%s)", self.ds_tag, exc)
+            else:
+                self._answered()
+                self.summary.listed += n
+                self.journal.mark_synced(self.ds_tag, base_url=self.base_url, until=started)
+            self.synced = True
+
+    async def _recover(self, job: _Job) -> bool:
+        """Settle a job the journal lacks from the API's record of the dataset; False if the
+        API never accepted it (send it)."""
+        await self._sync()
+        row_tag = f"mnb-row-{job.key[:32]}"
+        if self.known is not None:
+            found = self.known.get(row_tag)
+        else:
+            found = self.journal.remote(row_tag, base_url=self.base_url)
+        if found is None or self.fatal:
+            return False
+        body = found.result
+        if body is not None and _body_error_id(body) in _RETRYABLE_RESULT_IDS:
+            return False  # that attempt failed on the server's side: send it again
+        job.request_id = found.request_id
+        job.row_tag = row_tag
+        job.run_tag = found.run_tag or row_tag
+        job.batch_tag = found.batch_tag or job.run_tag
+        self.summary.recovered += 1
+        if body is not None:
+            self._complete(job, body, cached=True)
+            return True
+        # accepted and still processing: poll for it with the jobs of its own batch
+        if not self.journal.claim(
+            job.key,
+            run_tag=job.run_tag,
+            row_tag=row_tag,
+            base_url=self.base_url,
+            source=job.source,
+        ):
+            self.foreign[job.key] = job
+            self._wake.set()
+            return True
+        self.journal.submitted(job.key, found.request_id)
+        job.sent_at = -math.inf  # its receipt time is unknown here: poll from the start
+        self._add_pending(job)
+        return True
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -856,11 +1035,11 @@ class BulkRun:
 
     # -- polling ---------------------------------------------------------------------------
 
-    def _complete(self, job: _Job, body: Mapping[str, Any]) -> None:
+    def _complete(self, job: _Job, body: Mapping[str, Any], *, cached: bool = False) -> None:
         eid = _body_error_id(body)
         if eid is None:
             self.journal.done(job.key, body, request_id=job.request_id, source=job.source)
-            self._finish(job, result_from_body(body, job.request_id))
+            self._finish(job, result_from_body(body, job.request_id), cached=cached)
             return
         row = result_from_body(body, job.request_id)
         # a server-side failure of this attempt is not cached: a rerun sends it again
@@ -871,7 +1050,7 @@ class BulkRun:
             request_id=job.request_id,
             permanent=eid not in _RETRYABLE_RESULT_IDS,
         )
-        self._finish(job, row)
+        self._finish(job, row, cached=cached)
 
     async def _poller(self) -> None:
         while True:
@@ -1020,6 +1199,18 @@ class _GuardedJournal:
     def release(self, key: str) -> None:
         self._guard("release", None, key)
 
+    def remember(self, jobs: list[RemoteJob], *, base_url: str) -> None:
+        self._guard("remember", None, jobs, base_url=base_url)
+
+    def remote(self, row_tag: str, *, base_url: str) -> RemoteJob | None:
+        return self._guard("remote", None, row_tag, base_url=base_url)  # type: ignore[no-any-return]
+
+    def synced_until(self, dataset: str, *, base_url: str) -> float | None:
+        return self._guard("synced_until", None, dataset, base_url=base_url)  # type: ignore[no-any-return]
+
+    def mark_synced(self, dataset: str, *, base_url: str, until: float) -> None:
+        self._guard("mark_synced", None, dataset, base_url=base_url, until=until)
+
 
 def _pixels_sha(image: Any) -> str:
     """A content hash of a PIL image or numpy array from its pixels, without encoding it."""
@@ -1048,8 +1239,12 @@ async def run_bulk(
     journal: Journal,
     config: BulkConfig | None = None,
     on_rows_done: Callable[[int], None] | None = None,
+    known: Mapping[str, RemoteJob] | None = None,
 ) -> tuple[list[RowResult], BulkSummary]:
-    """Run the bulk flow over ``values``; one :data:`RowResult` per value, in order."""
+    """Run the bulk flow over ``values``; one :data:`RowResult` per value, in order.
+
+    ``known``: the dataset's jobs as v3/ocr-results listed them (by row tag), when the
+    caller read them once for several runs (Dask partitions); default: listed here."""
     run = BulkRun(
         values,
         api=api,
@@ -1059,8 +1254,19 @@ async def run_bulk(
         journal=journal,
         config=config or BulkConfig(),
         on_rows_done=on_rows_done,
+        known=known,
     )
     return await run.run()
 
 
-__all__ = ["BulkConfig", "BulkRun", "BulkSummary", "RowResult", "result_from_body", "run_bulk"]
+__all__ = [
+    "BulkConfig",
+    "BulkRun",
+    "BulkSummary",
+    "RowResult",
+    "dataset_tag",
+    "list_dataset",
+    "remote_job",
+    "result_from_body",
+    "run_bulk",
+]

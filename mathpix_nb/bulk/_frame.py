@@ -20,7 +20,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("mathpix_nb.bulk")
 
 FIELDS = ("text", "latex_styled", "confidence", "request_id", "error")
+#: columns added when their format is asked for (``data``: the list as JSON text)
+OPTIONAL_FIELDS = ("html", "data")
 DEFAULT_FORMATS = ("text", "latex_styled")
+
+
+def result_fields(options: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """The result columns of a run with these v3/text options (``html``/``data`` when asked)."""
+    formats = (options or {}).get("formats") or DEFAULT_FORMATS
+    return FIELDS + tuple(f for f in OPTIONAL_FIELDS if f in formats)
 
 
 #: ocr_frame's own keywords (suggested for typos next to the v3/text options)
@@ -52,19 +60,27 @@ def _api_options(options: Mapping[str, Any], improve_mathpix: bool | None) -> di
     return opts
 
 
-def _open_journal(journal: Journal | str | Any | None) -> tuple[Journal, bool]:
+def _open_journal(
+    journal: Journal | str | Any | None, *, only_record: bool = False
+) -> tuple[Journal, bool]:
+    """The run's journal. A damaged file is set aside and replaced (the API's record refills
+    it), unless it is the only record (``improve_mathpix=False``): then it is an error."""
     if isinstance(journal, Journal):
         return journal, False
     if journal is False:
         return Journal(":memory:"), True
-    return Journal(journal), True
+    if only_record:
+        return Journal(journal), True
+    return Journal.open_or_set_aside(journal), True
 
 
-def _to_frame(index: pd.Index, rows: list[RowResult], prefix: str) -> pd.DataFrame:
+def _to_frame(
+    index: pd.Index, rows: list[RowResult], prefix: str, fields: tuple[str, ...] = FIELDS
+) -> pd.DataFrame:
     import pandas as pd
 
     cols: dict[str, Any] = {}
-    for name in FIELDS:
+    for name in fields:
         values = [getattr(r, name) for r in rows]
         # confidence: nullable float; text columns: object with None for "no value"
         dtype = "Float64" if name == "confidence" else object
@@ -88,10 +104,12 @@ def _column(df: pd.DataFrame, column: Any) -> pd.Series:
     return series
 
 
-def _check_prefix(df: pd.DataFrame | None, prefix: str) -> None:
+def _check_prefix(
+    df: pd.DataFrame | None, prefix: str, fields: tuple[str, ...] = FIELDS + OPTIONAL_FIELDS
+) -> None:
     if df is None:
         return
-    clash = [prefix + f for f in FIELDS if prefix + f in df.columns]
+    clash = [prefix + f for f in fields if prefix + f in df.columns]
     if clash:
         raise ValueError(
             f"the DataFrame already has result columns {clash}; pass another "
@@ -115,6 +133,20 @@ class _BulkCall:
         self.config = BulkConfig(**cfg_kw)
         options.update(kwargs)  # anything else is a v3/text option (rm_spaces=..., ...)
         self.options = _api_options(options, improve)
+        self.fields = result_fields(self.options)
+        meta = self.options.get("metadata") or {}
+        if (
+            self.journal_arg is False
+            and isinstance(meta, Mapping)
+            and meta.get("improve_mathpix") is False
+        ):
+            raise ValueError(
+                "journal=False with improve_mathpix=False: Mathpix keeps no copy of such "
+                "results, so only the journal can resume the run without paying again; "
+                "pass journal=<path> (or leave the default)"
+            )
+        #: the dataset's jobs listed once by the caller (Dask); None: the run lists them
+        self.known: Any = None
         # run-wide settings are refused once, before any row is read (not once per row)
         check_options(TextOptions, self.options, what="ocr_frame()", also=_RUN_KEYWORDS)
         if self.crop is not None:
@@ -128,7 +160,9 @@ class _BulkCall:
     async def run(
         self, values: pd.Series, on_rows_done: Any
     ) -> tuple[list[RowResult], BulkSummary]:
-        journal, own_journal = _open_journal(self.journal_arg)
+        meta = self.options.get("metadata") or {}
+        private = isinstance(meta, Mapping) and meta.get("improve_mathpix") is False
+        journal, own_journal = _open_journal(self.journal_arg, only_record=private)
         api = _api.Api(self.client, concurrency=self.config.concurrency, own_http=self.own_http)
         try:
             return await run_bulk(
@@ -140,6 +174,7 @@ class _BulkCall:
                 journal=journal,
                 config=self.config,
                 on_rows_done=on_rows_done,
+                known=self.known,
             )
         finally:
             await api.aclose()
@@ -161,8 +196,9 @@ def _finish(
     rows: list[RowResult],
     summary: BulkSummary,
     prefix: str,
+    fields: tuple[str, ...] = FIELDS,
 ) -> pd.DataFrame:
-    result = _to_frame(series.index, rows, prefix)
+    result = _to_frame(series.index, rows, prefix, fields)
     if df is not None:
         import pandas as pd
 
@@ -195,13 +231,22 @@ def ocr_frame(df: pd.DataFrame, column: Any, *, client: Any = None, **kwargs: An
         column: the column holding the images.
         client: a ``Mathpix`` (or ``AsyncMathpix``) client; default: built from the environment.
         prefix: result column prefix (default ``"ocr_"``): ``ocr_text``, ``ocr_latex_styled``,
-            ``ocr_confidence``, ``ocr_request_id``, ``ocr_error``.
+            ``ocr_confidence``, ``ocr_request_id``, ``ocr_error``; with ``formats`` holding
+            ``"html"`` / ``"data"`` also ``ocr_html`` / ``ocr_data`` (the data list as JSON
+            text: ``json.loads`` it).
         concurrency: images read/prepared/uploaded at once (default 8).
         poll_interval: seconds between ``v3/ocr-results`` polls (default 1).
         timeout: deadline in seconds for the whole run (default none); rows still pending get
             a ``poll_timeout`` error and are collected by a rerun without resending.
-        journal: a path, a ``Journal``, ``False`` (in memory, no resume) or None (default:
-            ``$MATHPIX_NB_HOME/journal.sqlite3``).
+        journal: a path, a ``Journal``, ``False`` (in memory) or None (default:
+            ``$MATHPIX_NB_HOME/journal.sqlite3``). A local cache of the API's own record:
+            without it a rerun still pays for nothing Mathpix accepted (see ``dataset``),
+            except with ``improve_mathpix=False``, where the journal is the only record.
+        dataset: name of the dataset the jobs belong to (default ``"default"``). Every job is
+            tagged with it, so a rerun whose journal is lost, deleted or on another machine
+            reads the dataset's accepted jobs back from v3/ocr-results (one request per
+            ``per_page`` jobs) instead of paying again; datasets sharing images dedupe when
+            they share the name. ``recover=False`` turns that listing off.
         progress: show a tqdm progress bar (default True).
         crop: ``(x, y, w, h)`` applied to every image; prepare: image preparation options.
         improve_mathpix: False keeps images out of Mathpix's stores (forces the synchronous
@@ -218,9 +263,15 @@ def ocr_frame(df: pd.DataFrame, column: Any, *, client: Any = None, **kwargs: An
 
 
 def _run_sync(
-    series: pd.Series, df: pd.DataFrame | None, client: Any, kwargs: dict[str, Any]
+    series: pd.Series,
+    df: pd.DataFrame | None,
+    client: Any,
+    kwargs: dict[str, Any],
+    *,
+    known: Any = None,
 ) -> pd.DataFrame:
     job = _BulkCall(client, dict(kwargs), asynchronous=False)
+    job.known = known
     bar = _progress_bar(len(series), job.progress)
     counter = [0, 0]  # rows finished (worker thread), rows shown (this thread)
 
@@ -240,7 +291,7 @@ def _run_sync(
             bar.close()
     if job.progress is True:
         print(summary)
-    return _finish(series, df, rows, summary, job.prefix)
+    return _finish(series, df, rows, summary, job.prefix, job.fields)
 
 
 async def aocr_frame(
@@ -269,7 +320,7 @@ async def _run_async(
             bar.close()
     if job.progress is True:
         print(summary)
-    return _finish(series, df, rows, summary, job.prefix)
+    return _finish(series, df, rows, summary, job.prefix, job.fields)
 
 
 def ocr_dask(ddf: Any, column: Any, **kwargs: Any) -> Any:

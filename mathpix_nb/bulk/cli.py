@@ -442,8 +442,10 @@ class _Out:
             df.to_csv(fh, index=False)
 
 
-def _open_journal(path: str | None) -> Any:
-    """The run's journal, opened (and its table read) now: a bad file is bad usage."""
+def _open_journal(path: str | None, *, only_record: bool = False) -> Any:
+    """The run's journal, opened (and its table read) now: a bad file is bad usage. A damaged
+    one is set aside and replaced (Mathpix's v3/ocr-results refills it), except when it is
+    the only record of the results (``--no-improve-mathpix``)."""
     from .._journal import Journal, default_journal_path
 
     where = path or str(default_journal_path())
@@ -451,7 +453,7 @@ def _open_journal(path: str | None) -> Any:
         raise UsageError(f"--journal {path} is a directory; name a file, e.g. {path}/j.sqlite3")
     journal = None
     try:
-        journal = Journal(path)
+        journal = Journal(path) if only_record else Journal.open_or_set_aside(path)
         journal.counts()
     except (sqlite3.Error, OSError) as exc:
         if journal is not None:
@@ -545,7 +547,7 @@ def _table(args: argparse.Namespace) -> int:
     if not args.no_progress:
         _need("tqdm", "the progress bar (or pass --no-progress)")
     _check_credentials()
-    journal = _open_journal(args.journal)
+    journal = _open_journal(args.journal, only_record=args.no_improve_mathpix)
 
     from .._exceptions import AuthenticationError, ConfigurationError, MathpixError
     from ._frame import ocr_frame

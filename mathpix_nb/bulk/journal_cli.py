@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from .._journal import Journal, JournalError, default_journal_path, process_alive
+from .._journal import Journal, JournalError, default_journal_path, set_aside
 
 __all__ = ["main"]
 
@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
 def _check(path: Path) -> int:
     try:
         with Journal(path) as j:
-            problem = j._conn.execute("PRAGMA integrity_check").fetchone()[0]
+            problem = j.integrity_check()
             counts = j.counts()
     except (JournalError, sqlite3.DatabaseError) as exc:
         print(f"{path}: CORRUPT - {exc}", file=sys.stderr)
@@ -62,11 +62,11 @@ def _repair(path: Path) -> int:
     if not path.exists():
         print(f"{path} does not exist; nothing to repair", file=sys.stderr)
         return 2
-    kept, rows = path.with_name(f"{path.name}.corrupt-{int(time.time())}"), []
+    rows: list[tuple[Any, ...]] = []
     try:
         src = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            cur = src.execute(f"SELECT {', '.join(Journal._COLS)} FROM jobs")
+            cur = src.execute(f"SELECT {', '.join(Journal.COLUMNS)} FROM jobs")
             while True:
                 try:
                     batch = cur.fetchmany(500)
@@ -79,35 +79,16 @@ def _repair(path: Path) -> int:
             src.close()
     except sqlite3.DatabaseError:
         rows = []
-    for extra in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        if extra.exists():
-            extra.rename(kept.with_name(kept.name + extra.name[len(path.name) :]))
-    path.rename(kept)
+    kept = set_aside(path)
     with Journal(path) as j:
-        marks = ", ".join("?" * len(Journal._COLS))
-        with j._lock:
-            j._conn.executemany(f"INSERT OR REPLACE INTO jobs VALUES ({marks})", rows)
+        j.restore_rows(rows)
     print(f"{path}: rebuilt with {len(rows)} readable rows; the damaged file is {kept}")
     return 0
 
 
 def _forget(path: Path, *, unfinished: bool, failed: bool) -> int:
-    with Journal(path) as j, j._lock:
-        conn = j._conn
-        if failed:
-            n = conn.execute("DELETE FROM jobs WHERE state = 'failed'").rowcount
-        elif unfinished:
-            keys = [
-                key
-                for key, owner in conn.execute(
-                    "SELECT key, owner FROM jobs WHERE state IN ('submitting', 'submitted')"
-                )
-                if not process_alive(owner)
-            ]
-            conn.executemany("DELETE FROM jobs WHERE key = ?", [(k,) for k in keys])
-            n = len(keys)
-        else:
-            n = conn.execute("DELETE FROM jobs").rowcount
+    with Journal(path) as j:
+        n = j.forget_where(failed=failed, unfinished=unfinished)
     print(f"{path}: forgot {n} jobs")
     return 0
 

@@ -87,13 +87,16 @@ def test_polls_by_tag_in_pages_not_per_image(make_images) -> None:
         assert out["ocr_error"].isna().all()
         log = server.log
     posts = [r for r in log if r.endpoint == "/v3/text"]
-    polls = [r for r in log if r.endpoint == "/v3/ocr-results"]
+    reads = [r for r in log if r.endpoint == "/v3/ocr-results"]
+    listings = [r for r in reads if any(t.startswith("mnb-ds-") for t in r.tags)]
+    polls = [r for r in reads if r not in listings]
     assert len(posts) == 120
     assert all(
-        any(t.startswith("mnb-run-") for t in r.tags)
-        and any(t.startswith("mnb-row-") for t in r.tags)
+        any(t.startswith(kind) for t in r.tags)
         for r in posts
+        for kind in ("mnb-run-", "mnb-row-", "mnb-ds-")
     )
+    assert len(listings) == 1  # the dataset's record, read once (empty: a new dataset)
     assert polls and all(any(t.startswith("mnb-run-") for t in r.tags) for r in polls)
     assert len(polls) < 120 / 2  # large pages by tag, not one request per image
 
@@ -107,19 +110,20 @@ def test_identical_images_are_sent_once_within_and_across_runs(
     df = pd.DataFrame({"p": [*paths, paths[0], str(copy), paths[1]]})
     client = client_for(local_server)
     local_server.clear_log()
-    first = ocr_frame(df, "p", client=client, **FAST)
+    # a dataset of its own: the shared server's record of other tests' images is not used
+    first = ocr_frame(df, "p", client=client, dataset="sent-once", **FAST)
     assert first["ocr_error"].isna().all()
     assert first["ocr_text"].iloc[5] == first["ocr_text"].iloc[0] == first["ocr_text"].iloc[6]
     assert sum(submissions(local_server).values()) == 5
     s1 = first.attrs["mathpix_summary"]
     assert (s1["submitted"], s1["done"], s1["cached"]) == (5, 5, 3)
-    second = ocr_frame(df, "p", client=client, **FAST)
+    second = ocr_frame(df, "p", client=client, dataset="sent-once", **FAST)
     assert sum(submissions(local_server).values()) == 5  # nothing sent again
     pd.testing.assert_frame_equal(first, second)
     s2 = second.attrs["mathpix_summary"]
     assert (s2["submitted"], s2["cached"], s2["requests"]) == (0, 8, 0)
     # new options are a new job
-    third = ocr_frame(df, "p", client=client, formats=["text"], **FAST)
+    third = ocr_frame(df, "p", client=client, formats=["text"], dataset="sent-once", **FAST)
     assert third["ocr_latex_styled"].isna().all() and third["ocr_text"].notna().all()
     assert sum(submissions(local_server).values()) == 10
 
@@ -151,7 +155,7 @@ def test_every_bad_input_kind_lands_in_the_error_column(
         "ok2": good[1],
     }
     df = pd.DataFrame({"img": pd.Series(list(cells.values()), index=list(cells), dtype=object)})
-    out = ocr_frame(df, "img", client=client_for(local_server), **FAST)
+    out = ocr_frame(df, "img", client=client_for(local_server), dataset="bad-inputs", **FAST)
     err = out["ocr_error"]
     assert err["ok"] is None and err["ok2"] is None and err["url"] is None
     assert err["bytes"] is None and err["pil"] is None
@@ -281,6 +285,7 @@ def test_progress_bar_and_summary_line(
         "p",
         client=client_for(local_server),
         poll_interval=0.02,
+        dataset="progress-bar",
     )
     captured = capsys.readouterr()
     assert "mathpix OCR" in captured.err and "5/5" in captured.err  # tqdm in a terminal

@@ -29,7 +29,9 @@ def test_the_users_httpx_event_hooks_see_every_bulk_request(local_server, make_i
         local_server.app_id, local_server.app_key, base_url=local_server.url, http_client=http
     )
     before = len(local_server.log)
-    out = ocr_frame(pd.DataFrame({"p": make_images(12)}), "p", client=client, **FAST)
+    out = ocr_frame(
+        pd.DataFrame({"p": make_images(12)}), "p", client=client, dataset="event-hooks", **FAST
+    )
     served = len(local_server.log) - before
     assert out["ocr_error"].isna().all()
     assert len(seen) == served == out.attrs["mathpix_summary"]["requests"]

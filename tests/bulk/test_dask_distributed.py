@@ -124,7 +124,14 @@ def test_killed_worker_partitions_are_retried_and_no_image_is_paid_twice(
         for r in server.log
         if r.endpoint == "/v3/ocr-results" and r.tags and r.tags[0].startswith("mnb-row-")
     ]
-    assert by_row_tag  # the re-run partition asked the API, by row tag, what had landed
+    listings = [
+        r
+        for r in server.log
+        if r.endpoint == "/v3/ocr-results" and any(t.startswith("mnb-ds-") for t in r.tags)
+    ]
+    # the re-run partition asked the API what had landed: by row tag, or in a new listing
+    # (the listing task ran again when its result was lost with the worker)
+    assert by_row_tag or len(listings) >= 2
 
 
 @pytest.mark.timeout(150)
@@ -238,24 +245,37 @@ def test_rate_window_on_the_scheduler_is_a_sliding_minute() -> None:
 
 
 @pytest.mark.timeout(120)
-def test_a_new_run_without_any_journal_recovers_by_tag_and_uploads_nothing(
-    make_images,
-) -> None:
-    paths = make_images(24)
+def test_deleting_every_journal_then_rerunning_uploads_nothing(make_images, tmp_path: Path) -> None:
+    """The workers' journals (on their own disks) are a cache: with all of them gone, one
+    listing task reads the dataset back from v3/ocr-results, at one request per page."""
+    import shutil
+
+    paths = make_images(60)
     ddf = dd.from_pandas(pd.DataFrame({"p": paths}), npartitions=3)
-    with (
-        LocalServer(engine="echo") as server,
-        _cluster(2, _env(server)) as cluster,
-        distributed.Client(cluster),
-    ):
-        first = ocr_dask(ddf, "p", journal=False, poll_interval=0.05, progress=False).compute()
-        assert len(_posts(server)) == 24
-        # a new call (new run, new graph), no journal anywhere: the API is asked first
-        again = ocr_dask(
-            ddf, "p", journal=False, poll_interval=0.05, progress=False, recover_by_tag=True
-        ).compute()
+    home = tmp_path / "home"
+    with LocalServer(engine="echo") as server:
+        env = dict(_env(server), MATHPIX_NB_HOME=str(home))
+        with _cluster(2, env) as cluster, distributed.Client(cluster):
+            first = ocr_dask(ddf, "p", poll_interval=0.05, progress=False).compute()
+            assert len(_posts(server)) == 60
+            assert list(home.glob("journal.sqlite3*"))  # the workers kept their journals
+            shutil.rmtree(home)
+            before = len(server.log)
+            again = ocr_dask(ddf, "p", poll_interval=0.05, progress=False, per_page=25).compute()
+            rerun = server.log[before:]
+        # two datasets sharing images pay once: a new frame, half of it seen before
+        more = make_images(60, start=30)
+        ddf2 = dd.from_pandas(pd.DataFrame({"p": more}), npartitions=3)
+        with _cluster(2, env) as cluster, distributed.Client(cluster):
+            third = ocr_dask(ddf2, "p", journal=False, poll_interval=0.05, progress=False)
+            third = third.compute()
         posts = _posts(server)
     _check_rows(first, paths)
     _check_rows(again, paths)
-    assert len(posts) == 24  # not one upload more
+    _check_rows(third, more)
     assert list(again["ocr_request_id"]) == list(first["ocr_request_id"])
+    assert not [r for r in rerun if r.endpoint == "/v3/text"]  # not one upload more
+    reads = [r for r in rerun if r.endpoint == "/v3/ocr-results"]
+    # one listing of 60 jobs at 25 a page (3 pages), once for all three partitions
+    assert len(reads) <= 3, [r.tags for r in reads]
+    assert len(posts) == 60 + 30  # the 30 shared images were not paid again

@@ -17,13 +17,23 @@ from mathpix_nb._journal import JournalError
 from mathpix_nb.bulk import ocr_frame
 
 
-def test_a_corrupt_journal_names_the_file_and_the_fix(local_server, make_images, tmp_path) -> None:
+def test_a_corrupt_journal_names_the_file_and_the_fix_when_it_is_the_only_record(
+    local_server, make_images, tmp_path
+) -> None:
+    """improve_mathpix=False: Mathpix keeps no copy, so a damaged journal is not replaced
+    silently (with the API as the record it is set aside instead: see test_recovery)."""
     bad = tmp_path / "journal.sqlite3"
     bad.write_bytes(b"this is not a database" * 100)
     client = Mathpix(local_server.app_id, local_server.app_key, base_url=local_server.url)
     before = len(local_server.log)
     with pytest.raises(JournalError) as info:
-        ocr_frame(pd.DataFrame({"p": make_images(2)}), "p", client=client, journal=bad)
+        ocr_frame(
+            pd.DataFrame({"p": make_images(2)}),
+            "p",
+            client=client,
+            journal=bad,
+            improve_mathpix=False,
+        )
     message = str(info.value)
     assert str(bad) in message and "journal repair" in message and "delete" in message
     assert len(local_server.log) == before  # nothing was sent, nothing paid

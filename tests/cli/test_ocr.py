@@ -131,8 +131,15 @@ USAGE = {
     "--option async": (lambda t: ["a.png", "b.png", "--option", "async=true"], "--option async"),
     "--option unknown": (lambda t: ["a.png", "--option", "rm_spacez=true"], "rm_spaces"),
     "--option wrong type": (lambda t: ["a.png", "--option", "rm_spaces=3"], "rm_spaces"),
+    # the journal is the only record of --no-improve-mathpix results: not replaced silently
     "corrupt --journal": (
-        lambda t: ["a.png", "b.png", "--journal", _write(t / "j.sqlite3", "not a db" * 200)],
+        lambda t: [
+            "a.png",
+            "b.png",
+            "--no-improve-mathpix",
+            "--journal",
+            _write(t / "j.sqlite3", "not a db" * 200),
+        ],
         "--journal",
     ),
     "--journal a directory": (lambda t: ["a.png", "b.png", "--journal", str(t)], "directory"),
@@ -195,3 +202,41 @@ def test_dispatcher_usage_and_demo_exit_status(
     assert mathpix_nb("--help").returncode == 0
     demo = mathpix_nb("demo", str(make_image()), str(tmp_path / "gone.png"))
     assert demo.returncode == 1 and "gone.png" in demo.stdout
+
+
+def test_formats_data_and_html_are_columns_of_the_table(
+    mathpix_nb: Callable[..., Run], make_image: Callable[..., Path]
+) -> None:
+    a, b = make_image("a.png", seed=21), make_image("b.png", seed=22)
+    run = mathpix_nb(
+        "ocr",
+        str(a),
+        str(b),
+        "--formats",
+        "text,data,html",
+        "--option",
+        'data_options={"include_asciimath": true}',
+        "--no-progress",
+        "--poll-interval",
+        "0.05",
+    )
+    assert run.returncode == 0, run.stderr
+    df = pd.read_csv(io.StringIO(run.stdout))
+    assert {"ocr_data", "ocr_html"} <= set(df.columns)
+    for cell in df["ocr_data"]:
+        assert json.loads(cell)[0]["type"] == "asciimath"
+    assert df["ocr_html"].str.startswith("<div>").all()
+
+
+def test_a_corrupt_journal_is_set_aside_and_the_run_goes_on(
+    mathpix_nb: Callable[..., Run], make_image: Callable[..., Path], tmp_path: Path
+) -> None:
+    a, b = make_image("a.png", seed=23), make_image("b.png", seed=24)
+    journal = tmp_path / "j.sqlite3"
+    journal.write_text("not a db" * 200)
+    run = mathpix_nb(
+        "ocr", str(a), str(b), "--journal", str(journal), "--no-progress", "--poll-interval", "0.05"
+    )
+    assert run.returncode == 0, run.stderr
+    assert "set aside" in run.stderr and str(journal) in run.stderr
+    assert list(tmp_path.glob("j.sqlite3.corrupt-*"))
