@@ -82,6 +82,7 @@ _SHELL_WORDS = {
     "concurrency": "--concurrency",
     "prefix": "--prefix",
     "unknown_grace": "--unknown-grace",
+    "dataset": "--dataset",
     "extra_options": "--option",
 }
 _SHELL_RE = re.compile(r"\b(" + "|".join(_SHELL_WORDS) + r")=(?:\{\.\.\.\}|<[^>]*>)?")
@@ -267,11 +268,24 @@ def _ocr_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--journal", default=None, help="journal file (default $MATHPIX_NB_HOME/journal.sqlite3)"
     )
+    p.add_argument(
+        "--dataset",
+        default="default",
+        help="name the jobs are recorded under at Mathpix: a rerun whose journal is lost reads "
+        "the dataset's accepted jobs back from v3/ocr-results instead of paying again "
+        "(default: default)",
+    )
+    p.add_argument(
+        "--no-recover",
+        action="store_true",
+        help="do not read the dataset's jobs back from v3/ocr-results",
+    )
     p.add_argument("--prefix", default="ocr_", help="result column prefix (default ocr_)")
     p.add_argument(
         "--formats",
         default=None,
-        help="comma-separated v3/text formats (default text,latex_styled)",
+        help="comma-separated v3/text formats (default text,latex_styled); html and data add "
+        "the columns ocr_html and ocr_data (JSON text)",
     )
     p.add_argument(
         "--option",
@@ -562,6 +576,8 @@ def _table(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             journal=journal,
             unknown_grace=args.unknown_grace,
+            dataset=args.dataset,
+            recover=not args.no_recover,
             prefix=args.prefix,
             progress=False if args.no_progress else "stderr",
             improve_mathpix=False if args.no_improve_mathpix else None,

@@ -143,6 +143,7 @@ USAGE = {
         "--journal",
     ),
     "--journal a directory": (lambda t: ["a.png", "b.png", "--journal", str(t)], "directory"),
+    "empty --dataset": (lambda t: ["a.png", "b.png", "--dataset", " "], "--dataset"),
     "negative --poll-interval": (lambda t: ["a.png", "--poll-interval", "-1"], "--poll-interval"),
     "negative --timeout": (lambda t: ["a.png", "b.png", "--timeout", "-5"], "--timeout"),
     "--format with several": (lambda t: ["a.png", "b.png", "--format", "latex"], "--format"),
