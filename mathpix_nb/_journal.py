@@ -558,6 +558,7 @@ class Journal:
     CREATE TABLE IF NOT EXISTS synced (
         dataset TEXT NOT NULL, base_url TEXT NOT NULL, until REAL NOT NULL,
         PRIMARY KEY (dataset, base_url));
+    CREATE INDEX IF NOT EXISTS jobs_row_tag ON jobs(row_tag);
     """
 
     def _remote_ready(self) -> None:
@@ -568,7 +569,8 @@ class Journal:
 
     def remember(self, jobs: Iterable[RemoteJob], *, base_url: str) -> int:
         """Cache jobs read from v3/ocr-results; a finished answer is never replaced by a
-        pending or failed one. Returns how many were given."""
+        pending or failed one, and a job this journal already holds as done is not copied
+        (the cache holds only what the journal lacks). Returns how many were given."""
         self._remote_ready()
         rows = [
             (
@@ -585,7 +587,9 @@ class Journal:
         with self._lock:
             self._conn.executemany(
                 "INSERT INTO remote (row_tag, base_url, request_id, result, run_tag, batch_tag)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(row_tag, base_url) DO UPDATE SET"
+                " SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE NOT EXISTS (SELECT 1 FROM jobs"
+                " WHERE jobs.row_tag = ?1 AND jobs.state = 'done' AND jobs.base_url = ?2)"
+                " ON CONFLICT(row_tag, base_url) DO UPDATE SET"
                 " request_id=excluded.request_id, result=excluded.result,"
                 " run_tag=excluded.run_tag, batch_tag=excluded.batch_tag"
                 " WHERE ?7 OR remote.result IS NULL",

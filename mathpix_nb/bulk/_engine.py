@@ -867,10 +867,7 @@ class BulkRun:
         job.run_tag = found.run_tag or row_tag
         job.batch_tag = found.batch_tag or job.run_tag
         self.summary.recovered += 1
-        if body is not None:
-            self._complete(job, body, cached=True)
-            return True
-        # accepted and still processing: poll for it with the jobs of its own batch
+        # recorded like a job of this run (with its row tag), then settled or polled
         if not self.journal.claim(
             job.key,
             run_tag=job.run_tag,
@@ -878,10 +875,14 @@ class BulkRun:
             base_url=self.base_url,
             source=job.source,
         ):
-            self.foreign[job.key] = job
+            self.foreign[job.key] = job  # another live run took it meanwhile
             self._wake.set()
             return True
         self.journal.submitted(job.key, found.request_id)
+        if body is not None:
+            self._complete(job, body, cached=True)
+            return True
+        # accepted and still processing: poll for it with the jobs of its own batch
         job.sent_at = -math.inf  # its receipt time is unknown here: poll from the start
         self._add_pending(job)
         return True

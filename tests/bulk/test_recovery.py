@@ -188,3 +188,22 @@ def test_data_and_html_formats_give_their_own_columns(make_images) -> None:
         data = json.loads(cell)
         assert isinstance(data, list) and data and {"type", "value"} <= set(data[0])
     assert out["ocr_html"].str.startswith("<div>").all()
+
+
+def test_the_cache_keeps_only_what_the_journal_lacks(make_images, tmp_path: Path) -> None:
+    paths = make_images(8)
+    journal = tmp_path / "j.sqlite3"
+    with LocalServer(engine="echo") as server:
+        _run(server, paths[:4], journal=journal)
+        _run(server, paths[4:], journal=tmp_path / "other.sqlite3")
+        _run(server, paths, journal=journal)  # lists the dataset: 4 known here, 4 not
+        base = client_for(server).base_url
+    with Journal(journal) as j:
+        tags = {e.row_tag for e in map(j.get, _keys(j))}
+        cached = [t for t in tags if t and j.remote(t, base_url=base) is not None]
+    assert len(tags) == 8
+    assert len(cached) == 4  # the 4 the other journal sent; not a copy of this one's own rows
+
+
+def _keys(journal: Journal) -> list[str]:
+    return [row[0] for row in journal.raw_rows()]
