@@ -53,7 +53,7 @@ from ._options import (
 )
 from ._outputs import bind_client
 from ._pdf_stream import MAX_ERROR_BODY_BYTES, PdfStreamReader
-from ._protocol import ClientCore, Compute, Fetch, Flow, ResponseTooLarge, Sleep
+from ._protocol import ClientCore, Compute, Fetch, Flow, PdfStatusHook, ResponseTooLarge, Sleep
 from ._retry import RetryPolicy
 from ._strokes import AsyncStrokesSession, StrokesFlows, StrokesInput, StrokesSession, new_session
 from ._types import Crop, DocumentInput, ImageInput
@@ -340,17 +340,43 @@ class Mathpix(_BaseMathpix):
         outputs: Iterable[str] = ("mmd",),
         poll_interval: float | None = None,
         timeout: float | None = None,
+        on_status: PdfStatusHook | None = None,
         extra_options: Mapping[str, Any] | None = None,
         **options: Unpack[PdfOptions],
     ) -> PdfResult:
-        """Convert a PDF (path, bytes, file or URL): submit, wait, download ``outputs``."""
+        """Convert a PDF (path, bytes, file or URL): submit, wait, download ``outputs``;
+        ``on_status`` as in :meth:`pdf_wait`."""
         flow = self._core.pdf(
             path_or_url,
             outputs=outputs,
             poll_interval=poll_interval,
             timeout=timeout,
+            on_status=on_status,
             options=options,
             extra_options=extra_options,
+        )
+        return self._run(flow)
+
+    def pdf_wait(
+        self,
+        pdf_id: str,
+        *,
+        outputs: Iterable[str] = ("mmd",),
+        poll_interval: float | None = None,
+        timeout: float | None = None,
+        on_status: PdfStatusHook | None = None,
+    ) -> PdfResult:
+        """Wait for a submitted PDF (``pdf_submit()``, or an id from earlier) and download
+        ``outputs`` (``()``: only wait). ``on_status(status)`` is called with each status answer
+        (``status``, ``num_pages_completed``, ``num_pages``...), e.g. to draw progress; an
+        exception it raises ends the wait. ``timeout`` (default 600 s) and the polls run on the
+        client's clock; ``poll_interval=None`` backs off from 0.5 s to 5 s."""
+        flow = self._core.pdf_wait(
+            pdf_id,
+            outputs=outputs,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            on_status=on_status,
         )
         return self._run(flow)
 
@@ -1101,17 +1127,40 @@ class AsyncMathpix(_BaseMathpix):
         outputs: Iterable[str] = ("mmd",),
         poll_interval: float | None = None,
         timeout: float | None = None,
+        on_status: PdfStatusHook | None = None,
         extra_options: Mapping[str, Any] | None = None,
         **options: Unpack[PdfOptions],
     ) -> PdfResult:
-        """Convert a PDF (path, bytes, file or URL): submit, wait, download ``outputs``."""
+        """Convert a PDF (path, bytes, file or URL): submit, wait, download ``outputs``;
+        ``on_status`` as in :meth:`pdf_wait`."""
         flow = self._core.pdf(
             path_or_url,
             outputs=outputs,
             poll_interval=poll_interval,
             timeout=timeout,
+            on_status=on_status,
             options=options,
             extra_options=extra_options,
+        )
+        return await self._run(flow)
+
+    async def pdf_wait(
+        self,
+        pdf_id: str,
+        *,
+        outputs: Iterable[str] = ("mmd",),
+        poll_interval: float | None = None,
+        timeout: float | None = None,
+        on_status: PdfStatusHook | None = None,
+    ) -> PdfResult:
+        """Wait for a submitted PDF and download ``outputs``; see :meth:`Mathpix.pdf_wait`
+        (``on_status`` is a plain function, called in this task)."""
+        flow = self._core.pdf_wait(
+            pdf_id,
+            outputs=outputs,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            on_status=on_status,
         )
         return await self._run(flow)
 

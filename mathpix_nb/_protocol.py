@@ -58,9 +58,21 @@ from ._options import (
 from ._retry import RetryPolicy, parse_retry_after
 from ._version import __version__
 
-__all__ = ["ClientCore", "Compute", "Fetch", "Flow", "ResponseTooLarge", "Sleep"]
+__all__ = [
+    "ClientCore",
+    "Compute",
+    "Fetch",
+    "Flow",
+    "PdfStatusHook",
+    "ResponseTooLarge",
+    "Sleep",
+]
 
 T = TypeVar("T")
+
+# pdf(on_status=) / pdf_wait(on_status=): called with each v3/pdf status answer; its return
+# value is ignored, and an exception it raises ends the wait
+PdfStatusHook = Callable[[dict[str, Any]], object]
 
 # Failures after the request went out: the server may have received and acted on it.
 # (Connect errors, pool timeouts and write errors mean it did not get a whole request.)
@@ -774,7 +786,7 @@ class ClientCore:
             PdfOptions,
             options,
             what=what,
-            also=("outputs", "poll_interval", "timeout", "extra_options"),
+            also=("outputs", "poll_interval", "timeout", "on_status", "extra_options"),
         )
         return merge_extra(opts, extra, what=what)
 
@@ -905,32 +917,60 @@ class ClientCore:
         outputs: Iterable[str] = ("mmd",),
         poll_interval: float | None = None,
         timeout: float | None = None,
+        on_status: PdfStatusHook | None = None,
         options: Mapping[str, Any] | None = None,
         extra_options: Mapping[str, Any] | None = None,
     ) -> Flow[PdfResult]:
-        """Submit, poll the status until completed, then download each requested output."""
-        if isinstance(outputs, str):
-            outputs = [outputs]
-        outputs = ["tex.zip" if ext == "tex" else ext for ext in outputs] or ["mmd"]
-        for name, value in (("poll_interval", poll_interval), ("timeout", timeout)):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
-            ):
-                raise ConfigurationError(f"pdf(): {name} must be seconds > 0, got {value!r}")
+        """Submit, then :meth:`pdf_wait`: poll the status until completed, download ``outputs``."""
+        outputs = _pdf_outputs(outputs) or ["mmd"]
+        _check_wait("pdf()", poll_interval, timeout, on_status)
         self.check_keys("PDF conversion")
         opts = self.pdf_options(options or {}, extra_options, what="pdf()")
         pdf_id = yield from self.pdf_submit(path_or_url, outputs=outputs, options=opts)
+        return (
+            yield from self.pdf_wait(
+                pdf_id,
+                outputs=outputs,
+                poll_interval=poll_interval,
+                timeout=timeout,
+                on_status=on_status,
+                source=describe_source(path_or_url),
+            )
+        )
+
+    def pdf_wait(
+        self,
+        pdf_id: str,
+        *,
+        outputs: Iterable[str] = ("mmd",),
+        poll_interval: float | None = None,
+        timeout: float | None = None,
+        on_status: PdfStatusHook | None = None,
+        source: str | None = None,
+    ) -> Flow[PdfResult]:
+        """Poll a submitted PDF until completed, then download each of ``outputs`` (none: only
+        wait). ``on_status`` gets every status answer (``status``, ``num_pages_completed``,
+        ``num_pages``, ...) as it comes: the one polling loop, so surfaces draw progress
+        from it instead of polling themselves. Waits and the deadline use the client's clock;
+        ``poll_interval=None`` starts at 0.5 s and backs off to 5 s."""
+        outputs = _pdf_outputs(outputs)
+        _check_wait("pdf_wait()", poll_interval, timeout, on_status)
+        if not isinstance(pdf_id, str) or not pdf_id:
+            raise ConfigurationError(f"pdf_wait(): pdf_id must be a non-empty str, got {pdf_id!r}")
+        self.check_keys("PDF status")
         clock = self.clock
-        deadline = clock.monotonic() + (600.0 if timeout is None else float(timeout))
+        limit = 600.0 if timeout is None else float(timeout)
+        deadline = clock.monotonic() + limit
         interval = 0.5 if poll_interval is None else float(poll_interval)
+        what = f"PDF {pdf_id} ({source})" if source else f"PDF {pdf_id}"
 
         def wait(hint: float | None = None) -> Flow[None]:
             nonlocal interval
             if clock.monotonic() >= deadline:
                 raise PollTimeoutError(
-                    f"PDF {pdf_id} ({describe_source(path_or_url)}) was not ready within "
-                    f"{timeout or 600.0:g} s. Fix: pass a longer timeout=, or fetch it later "
-                    f"with pdf_status('{pdf_id}') / pdf_download('{pdf_id}', 'mmd')."
+                    f"{what} was not ready within {limit:g} s. Fix: pass a longer timeout=, "
+                    f"or pick it up later with pdf_wait('{pdf_id}') (or pdf_status('{pdf_id}') "
+                    f"/ pdf_download('{pdf_id}', 'mmd'))."
                 )
             pause = hint if hint is not None else interval
             pause = max(0.0, min(pause, deadline - clock.monotonic()))
@@ -939,12 +979,18 @@ class ClientCore:
             if poll_interval is None:
                 interval = min(5.0, interval * 1.5)  # start fast, back off for long documents
 
-        status = yield from self.pdf_status(pdf_id)
+        def poll() -> Flow[dict[str, Any]]:
+            status = yield from self.pdf_status(pdf_id)
+            if on_status is not None:
+                on_status(status)  # may raise: that ends the wait
+            return status
+
+        status = yield from poll()
         while status.get("status") != "completed":
             if status.get("status") == "error" or "error" in status:
                 raise self._pdf_error(pdf_id, status)
             yield from wait()
-            status = yield from self.pdf_status(pdf_id)
+            status = yield from poll()
 
         results: dict[str, bytes] = {}
         for ext in outputs:
@@ -956,12 +1002,12 @@ class ClientCore:
                     raise self._pdf_error(pdf_id, conv, ext=ext)
                 if conv_state not in (None, "completed"):
                     yield from wait()
-                    status = yield from self.pdf_status(pdf_id)
+                    status = yield from poll()
                     continue
                 response = yield from self._download_once(pdf_id, ext)
                 if response.status_code in (202, 404):
                     yield from wait(parse_retry_after(response.headers.get("retry-after")))
-                    status = yield from self.pdf_status(pdf_id)
+                    status = yield from poll()
                     continue
                 results[ext] = self._download_result(response, pdf_id, ext)
                 break
@@ -970,7 +1016,7 @@ class ClientCore:
             status="completed",
             outputs=results,
             raw=status,
-            source=describe_source(path_or_url),
+            source=source or pdf_id,
         )
 
     def _pdf_error(self, pdf_id: str, body: Mapping[str, Any], ext: str | None = None) -> PdfError:
@@ -988,4 +1034,26 @@ class ClientCore:
             error_id=error_id,
             detail=info,
             body=dict(body),
+        )
+
+
+def _pdf_outputs(outputs: Iterable[str]) -> list[str]:
+    """The outputs to download, ``"tex"`` said as ``"tex.zip"``; a lone str is one output."""
+    if isinstance(outputs, str):
+        outputs = [outputs]
+    return ["tex.zip" if ext == "tex" else ext for ext in outputs]
+
+
+def _check_wait(
+    what: str, poll_interval: float | None, timeout: float | None, on_status: object
+) -> None:
+    """Refuse bad wait arguments before anything is sent."""
+    for name, value in (("poll_interval", poll_interval), ("timeout", timeout)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
+        ):
+            raise ConfigurationError(f"{what}: {name} must be seconds > 0, got {value!r}")
+    if on_status is not None and not callable(on_status):
+        raise ConfigurationError(
+            f"{what}: on_status must be a function taking the status dict, got {on_status!r}"
         )

@@ -852,51 +852,26 @@ def _pdf(args: argparse.Namespace) -> int:
 def _wait_and_download(
     client: Any, pdf_id: str, ext: str, args: argparse.Namespace
 ) -> tuple[bytes, dict[str, Any]]:
-    """Poll the PDF's status (drawing the pages done) until ``ext`` can be downloaded."""
-    from .._exceptions import PdfError, PollTimeoutError
+    """The client's ``pdf_wait`` (it polls; each status draws the pages done) until ``ext``
+    is downloaded; its deadline said in shell words."""
+    from .._exceptions import PollTimeoutError
 
-    clock = client.clock
-    deadline = clock.monotonic() + args.timeout
     progress = _Progress(not args.no_progress, pdf_id)
-
-    def pause() -> None:
-        left = deadline - clock.monotonic()
-        if left <= 0:
-            raise PollTimeoutError(
-                f"PDF {pdf_id} was not ready within --timeout {args.timeout:g} s"
-            )
-        clock.sleep(min(args.poll_interval, left))
-
     try:
-        while True:
-            status = client.pdf_status(pdf_id)
-            progress.update(status)
-            state = status.get("status")
-            if state == "error" or "error" in status:
-                info = status.get("error_info") or {}
-                detail = info.get("message") if isinstance(info, dict) else None
-                raise PdfError(
-                    f"PDF {pdf_id} failed: {detail or status.get('error') or 'processing error'}"
-                )
-            if state == "completed":
-                found = (status.get("conversion_status") or {}).get(ext)
-                conv: dict[str, Any] = found if isinstance(found, dict) else {}
-                conv_state = conv.get("status")
-                if conv_state == "error":
-                    info = conv.get("error_info") or {}
-                    raise PdfError(
-                        f"the conversion of PDF {pdf_id} to .{ext} failed: "
-                        f"{info.get('message') or info.get('id') or 'error'}"
-                    )
-                if conv_state in (None, "completed"):
-                    try:
-                        return client.pdf_download(pdf_id, ext), status
-                    except PdfError as exc:
-                        if getattr(exc, "error_id", None) != "not_ready":
-                            raise
-            pause()
+        result = client.pdf_wait(
+            pdf_id,
+            outputs=[ext],
+            poll_interval=args.poll_interval,
+            timeout=args.timeout,
+            on_status=progress.update,
+        )
+    except PollTimeoutError:
+        raise PollTimeoutError(
+            f"PDF {pdf_id} was not ready within --timeout {args.timeout:g} s"
+        ) from None
     finally:
         progress.close()
+    return result.outputs[ext], result.raw
 
 
 if __name__ == "__main__":  # pragma: no cover

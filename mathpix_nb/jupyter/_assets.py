@@ -1,6 +1,8 @@
 """The front-end files of the widgets, and the Mathpix Markdown renderer they load.
 
-``static/widgets.js`` / ``widgets.css`` are our own code (no build step). The renderer,
+``static/widgets.js`` / ``widgets.css`` (panel, results), ``review.*`` and ``ink.*`` are our own
+code (no build step). What the three modules share (DOM helpers, loading the renderer) is
+``static/renderer_loader.js``, once: :func:`esm` puts it before each module. The renderer,
 ``static/mmd_renderer.js``, is Mathpix's ``mathpix-markdown-it`` bundled by ``js/build.mjs``
 (npm, lock file in ``js/``); it is git-ignored and shipped in the wheel. It is 4 MB, so it is
 not put into the widgets' synced state (which notebooks save, once per widget): a view asks
@@ -18,12 +20,20 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BUILD_HINT", "CSS", "ESM", "RENDERER", "Renderer", "find_renderer"]
+__all__ = ["BUILD_HINT", "CSS", "LOADER", "RENDERER", "Renderer", "esm", "find_renderer"]
 
 STATIC = Path(__file__).parent / "static"
-ESM = STATIC / "widgets.js"
 CSS = STATIC / "widgets.css"
+LOADER = STATIC / "renderer_loader.js"
 RENDERER = STATIC / "mmd_renderer.js"
+
+
+def esm(name: str) -> str:
+    """A widget's anywidget ``_esm``: ``static/renderer_loader.js``, then ``static/<name>``."""
+    loader = LOADER.read_text(encoding="utf-8")
+    module = (STATIC / name).read_text(encoding="utf-8")
+    return f"{loader}\n// ---- {name} ----\n\n{module}"
+
 
 #: What a checkout without the built renderer says, in the panel and in every display.
 BUILD_HINT = (

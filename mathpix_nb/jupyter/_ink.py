@@ -75,7 +75,7 @@ class InkPad(MathpixWidget):
         >>> pad.result.latex_styled           # doctest: +SKIP
     """
 
-    _esm = STATIC / "ink.js"
+    _esm = _assets.esm("ink.js")  # anywidget takes a str
     # the panel's sheet first (variables, buttons, the result's .mpx-doc look), then the pad's
     _css = _assets.CSS.read_text(encoding="utf-8") + (  # type: ignore[assignment]
         STATIC / "ink.css"

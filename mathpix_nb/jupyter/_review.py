@@ -38,6 +38,7 @@ import traitlets
 
 from .._images import clip_crop
 from .._journal import Correction, Journal
+from . import _assets
 from ._clients import ClientPool
 from ._sources import _raw_bytes, read_image
 from ._view import MathpixWidget
@@ -154,7 +155,7 @@ class Review(MathpixWidget):
         >>> review.export("fixed.parquet")              # doctest: +SKIP
     """
 
-    _esm = STATIC / "review.js"
+    _esm = _assets.esm("review.js")  # anywidget takes a str
     _css = _review_css()  # type: ignore[assignment]  # anywidget takes the sheet's text
 
     kind = traitlets.Unicode("review").tag(sync=True)

@@ -39,7 +39,7 @@ def _empty_text(result: Any) -> str:
 class MathpixWidget(anywidget.AnyWidget):
     """Base of our widgets: the shared module, and the renderer sent on request."""
 
-    _esm = _assets.ESM
+    _esm = _assets.esm("widgets.js")  # anywidget takes a str
     _css = _assets.CSS
 
     kind = traitlets.Unicode("").tag(sync=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +29,36 @@ def test_pdf_to_docx_with_progress(
     with zipfile.ZipFile(io.BytesIO(out.read_bytes())) as docx:
         body = docx.read("word/document.xml").decode()
     assert "echo pdf page 3" in body
+
+
+def test_progress_is_fed_by_each_status(
+    mathpix_nb: Callable[..., Run], cli_server: LocalServer, make_pdf: Callable[..., Path]
+) -> None:
+    """The bar is drawn from the client's pdf_wait statuses: pages done only grow, to 5/5."""
+    cli_server.configure(latency_base=0.04)  # each page takes a while: progress shows
+    try:
+        run = mathpix_nb("pdf", str(make_pdf(5)), "-o", "p.mmd", "--poll-interval", "0.02")
+    finally:
+        cli_server.configure(latency_base=0.0)
+    assert run.returncode == 0, run.stderr
+    done = [int(n) for n in re.findall(r"\] (\d)/5 pages", run.stderr)]
+    assert done == sorted(done) and len(set(done)) >= 3 and done[-1] == 5, run.stderr
+
+
+def test_timeout_is_said_in_shell_words(
+    mathpix_nb: Callable[..., Run], cli_server: LocalServer, make_pdf: Callable[..., Path]
+) -> None:
+    cli_server.configure(pdf_step_delay=2.0)
+    try:
+        run = mathpix_nb(
+            "pdf", str(make_pdf(1)), "-o", "p.mmd", "--poll-interval", "0.05", "--timeout", "0.3"
+        )
+    finally:
+        cli_server.configure(pdf_step_delay=0.02)
+    assert run.returncode == 1, run.stderr
+    assert "not ready within --timeout 0.3 s" in run.stderr
+    assert "pick it up again with: mathpix-nb pdf --resume " in run.stderr
+    assert "pdf_wait(" not in run.stderr and "Traceback" not in run.stderr
 
 
 @pytest.mark.parametrize("suffix", [".mmd", ".md", ".html", ".tex.zip"])

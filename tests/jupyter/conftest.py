@@ -149,3 +149,12 @@ def built_renderer() -> Any:
     if found is None:
         pytest.fail(_assets.BUILD_HINT)
     return found
+
+
+@pytest.fixture
+def jupyterlab(tmp_path: Path) -> Iterator[Any]:
+    """A hermetic JupyterLab for the browser tests (``_browser.Jupyter``); always stopped."""
+    from ._browser import jupyter
+
+    with jupyter(tmp_path) as lab:
+        yield lab

@@ -11,42 +11,15 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from ._browser import ARTIFACTS, MARKS, Jupyter, browser_page, run_notebook
+from ._browser import screenshot as keep
 from .conftest import make_png
 
-CHROMIUM = shutil.which("chromium") or next(
-    (p for p in ("/usr/bin/chromium",) if Path(p).exists()), None
-)
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-TOKEN = "mathpix-nb-browser-test"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed"),
-]
+pytestmark = MARKS
 
 SETUP_CELL = """\
 from mathpix_nb import Mathpix
@@ -71,102 +44,6 @@ auth = dict(app_id=server.app_id, app_key=server.app_key, region_urls=server.url
 clients = {"global": Mathpix(region="global", **auth), "eu": Mathpix(region="eu", **auth)}
 """
 PANEL_CELL = "panel = CropPanel(client=clients)\npanel"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _write_notebook(path: Path) -> None:
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.cells = [nbformat.v4.new_code_cell(SETUP_CELL), nbformat.v4.new_code_cell(PANEL_CELL)]
-    nbformat.write(nb, path)
-
-
-@pytest.fixture
-def jupyterlab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """JupyterLab on loopback with hermetic config; stopped with SIGTERM whatever happens."""
-    # Only a missing chromium skips; without the [browser] extra this test fails loudly, so
-    # CI can never pass it by skipping.
-    for module in ("jupyterlab", "playwright"):
-        try:
-            __import__(module)
-        except ImportError:
-            pytest.fail(f"{module} is missing: pip install 'mathpix_nb[browser]'")
-    root = tmp_path / "root"
-    root.mkdir()
-    home = tmp_path / "jupyter"
-    settings = home / "config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
-    # Save widget state into the notebook, so the test can check what a saved file keeps.
-    widgets = settings.parent.parent / "@jupyter-widgets" / "jupyterlab-manager"
-    widgets.mkdir(parents=True)
-    (widgets / "plugin.jupyterlab-settings").write_text(json.dumps({"saveState": True}))
-    env = {
-        **os.environ,
-        "JUPYTER_CONFIG_DIR": str(home / "config"),
-        "JUPYTER_DATA_DIR": str(home / "data"),
-        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-        "IPYTHONDIR": str(home / "ipython"),
-        "JUPYTER_PLATFORM_DIRS": "1",
-    }
-    port = _free_port()
-    log = (tmp_path / "jupyterlab.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "jupyterlab",
-            "--no-browser", "--allow-root",
-            "--ip=127.0.0.1", f"--port={port}",
-            f"--IdentityProvider.token={TOKEN}",
-            f"--ServerApp.root_dir={root}",
-            "--LabApp.expose_app_in_browser=True",
-        ],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        import httpx
-
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                log_text = (tmp_path / "jupyterlab.log").read_text()
-                pytest.fail(f"JupyterLab exited early:\n{log_text}")
-            try:
-                if httpx.get(f"{base}/api/status?token={TOKEN}", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("JupyterLab did not answer /api/status within 90 s")
-            time.sleep(0.3)
-        yield base, root
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
-
-
-KERNEL_READY = """() => {
-  const widget = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-  const kernel = widget && widget.sessionContext && widget.sessionContext.session
-    && widget.sessionContext.session.kernel;
-  return !!kernel && kernel.connectionStatus === 'connected' && kernel.status === 'idle';
-}"""
 
 
 WHOLE_IMAGE_IS = """(expected) => {
@@ -206,149 +83,131 @@ def _b64(data: bytes) -> str:
 
 
 @pytest.mark.timeout(300)
-def test_drag_a_box_and_ocr_in_jupyterlab(jupyterlab: tuple[str, Path], tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
-    base, root = jupyterlab
-    _write_notebook(root / "panel.ipynb")
+def test_drag_a_box_and_ocr_in_jupyterlab(jupyterlab: Jupyter, tmp_path: Path) -> None:
+    root = jupyterlab.root
     # Wider than the panel, so the picture is scaled to fit; the page is HiDPI (2x).
     image = tmp_path / "wide.png"
     image.write_bytes(make_png(1800, 500))
-    ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "crop_panel_jupyterlab.png"
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(
-                viewport={"width": 1280, "height": 1000},
-                device_scale_factor=2,
-                permissions=["clipboard-read", "clipboard-write"],
-            )
-            page = context.new_page()
-            page.set_default_timeout(60_000)
-            page.goto(f"{base}/lab/tree/panel.ipynb?token={TOKEN}")
-            page.wait_for_function("() => !!window.jupyterapp", timeout=90_000)
-            page.wait_for_function(KERNEL_READY, timeout=90_000)
-            # Fire and forget: awaiting this command can hang (browser-testing.md).
-            page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-            panel = page.locator(".mpx-panel")
-            panel.wait_for(state="visible", timeout=90_000)
-            assert "Local server at http://127.0.0.1" in panel.locator(".mpx-note").inner_text()
+    permissions = ["clipboard-read", "clipboard-write"]
+    with browser_page(1280, 1000, scale=2, permissions=permissions) as page:
+        run_notebook(page, jupyterlab, "panel.ipynb", [SETUP_CELL, PANEL_CELL])
+        panel = page.locator(".mpx-panel")
+        panel.wait_for(state="visible", timeout=90_000)
+        assert "Local server at http://127.0.0.1" in panel.locator(".mpx-note").inner_text()
 
-            page.set_input_files(".mpx-file", str(image))
-            canvas = page.locator(".mpx-canvas")
-            canvas.wait_for(state="visible")
-            page.wait_for_function(
-                "() => (document.querySelector('.mpx-selection')?.dataset.crop || '')"
-                " === '0,0,1800,500'"
-            )
-            box = canvas.bounding_box()
-            assert box is not None and box["width"] < 1800  # scaled to fit
-            x0, y0 = box["x"] + box["width"] * 0.10, box["y"] + box["height"] * 0.15
-            x1, y1 = box["x"] + box["width"] * 0.60, box["y"] + box["height"] * 0.70
-            page.mouse.move(x0, y0)
-            page.mouse.down()
-            page.mouse.move(x1, y1, steps=8)
-            page.mouse.up()
+        page.set_input_files(".mpx-file", str(image))
+        canvas = page.locator(".mpx-canvas")
+        canvas.wait_for(state="visible")
+        page.wait_for_function(
+            "() => (document.querySelector('.mpx-selection')?.dataset.crop || '')"
+            " === '0,0,1800,500'"
+        )
+        box = canvas.bounding_box()
+        assert box is not None and box["width"] < 1800  # scaled to fit
+        x0, y0 = box["x"] + box["width"] * 0.10, box["y"] + box["height"] * 0.15
+        x1, y1 = box["x"] + box["width"] * 0.60, box["y"] + box["height"] * 0.70
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        page.mouse.move(x1, y1, steps=8)
+        page.mouse.up()
 
-            data_crop = page.locator(".mpx-selection").get_attribute("data-crop") or ""
-            crop = [int(v) for v in data_crop.split(",")]
-            x, y, w, h = crop
-            # The box in real pixels is the dragged fraction of the 1800x500 image.
-            assert abs(x - 180) <= 3 and abs(y - 75) <= 3, crop
-            assert abs(w - 900) <= 4 and abs(h - 275) <= 4, crop
+        data_crop = page.locator(".mpx-selection").get_attribute("data-crop") or ""
+        crop = [int(v) for v in data_crop.split(",")]
+        x, y, w, h = crop
+        # The box in real pixels is the dragged fraction of the 1800x500 image.
+        assert abs(x - 180) <= 3 and abs(y - 75) <= 3, crop
+        assert abs(w - 900) <= 4 and abs(h - 275) <= 4, crop
 
-            page.locator(".mpx-ocr").click()
-            # Busy while the kernel waits for the server: the button says so and is disabled.
-            page.locator(".mpx-panel.mpx-busy").wait_for(timeout=30_000)
-            assert page.locator(".mpx-ocr").is_disabled()
-            rendered = page.locator(".mpx-rendered")
-            rendered.filter(has_text=f"echo {w}x{h} sha:").wait_for(timeout=60_000)
-            assert page.locator(".mpx-ocr").is_enabled()
-            meta = page.locator(".mpx-meta").inner_text()
-            assert f"box {w}×{h} at ({x}, {y})" in meta and "region global" in meta
-            raw = page.locator(".mpx-raw[data-format=text] .mpx-raw-text").inner_text()
-            assert raw.startswith(f"echo {w}x{h} sha:")
-            assert "\\frac{a}{b}" in raw  # the raw Mathpix Markdown keeps the TeX
-            # ...and the rendered side draws it with Mathpix's renderer (MathJax SVG), not TeX.
-            rendered.locator("[data-rendered=mathpix]").or_(
-                page.locator(".mpx-rendered[data-rendered=mathpix]")
-            ).first.wait_for(timeout=30_000)
-            math = rendered.locator("mjx-container svg")
-            assert math.count() == 1
-            math_box = math.bounding_box()
-            assert math_box is not None and math_box["height"] > 10
-            assert "\\frac" not in rendered.inner_text()
-            assert page.locator(".mpx-error").is_hidden()
-            assert page.locator(".mpx-history-item").count() == 1
-            # The copy button puts the raw Mathpix Markdown on the clipboard.
-            copy = page.locator(".mpx-raw[data-format=text] .mpx-copy")
-            copy.click()
-            page.wait_for_function(
-                "() => document.querySelector('.mpx-raw[data-format=text] .mpx-copy')"
-                ".textContent === 'Copied'"
-            )
-            assert page.evaluate("() => navigator.clipboard.readText()") == raw
-            panel.scroll_into_view_if_needed()
-            panel.screenshot(path=str(shot))
+        page.locator(".mpx-ocr").click()
+        # Busy while the kernel waits for the server: the button says so and is disabled.
+        page.locator(".mpx-panel.mpx-busy").wait_for(timeout=30_000)
+        assert page.locator(".mpx-ocr").is_disabled()
+        rendered = page.locator(".mpx-rendered")
+        rendered.filter(has_text=f"echo {w}x{h} sha:").wait_for(timeout=60_000)
+        assert page.locator(".mpx-ocr").is_enabled()
+        meta = page.locator(".mpx-meta").inner_text()
+        assert f"box {w}×{h} at ({x}, {y})" in meta and "region global" in meta
+        raw = page.locator(".mpx-raw[data-format=text] .mpx-raw-text").inner_text()
+        assert raw.startswith(f"echo {w}x{h} sha:")
+        assert "\\frac{a}{b}" in raw  # the raw Mathpix Markdown keeps the TeX
+        # ...and the rendered side draws it with Mathpix's renderer (MathJax SVG), not TeX.
+        rendered.locator("[data-rendered=mathpix]").or_(
+            page.locator(".mpx-rendered[data-rendered=mathpix]")
+        ).first.wait_for(timeout=30_000)
+        math = rendered.locator("mjx-container svg")
+        assert math.count() == 1
+        math_box = math.bounding_box()
+        assert math_box is not None and math_box["height"] > 10
+        assert "\\frac" not in rendered.inner_text()
+        assert page.locator(".mpx-error").is_hidden()
+        assert page.locator(".mpx-history-item").count() == 1
+        # The copy button puts the raw Mathpix Markdown on the clipboard.
+        copy = page.locator(".mpx-raw[data-format=text] .mpx-copy")
+        copy.click()
+        page.wait_for_function(
+            "() => document.querySelector('.mpx-raw[data-format=text] .mpx-copy')"
+            ".textContent === 'Copied'"
+        )
+        assert page.evaluate("() => navigator.clipboard.readText()") == raw
+        panel.scroll_into_view_if_needed()
+        keep(panel, shot.name, docs="crop_panel.png")
 
-            # Enter in the panel OCRs too (a second snip of the whole image after a click).
-            canvas.dblclick()
-            page.wait_for_function(
-                "() => document.querySelector('.mpx-selection').dataset.crop === '0,0,1800,500'"
-            )
-            panel.focus()
-            page.keyboard.press("Enter")
-            page.locator(".mpx-history-item").nth(1).wait_for(timeout=60_000)
-            rendered.filter(has_text="echo 1800x500 sha:").wait_for(timeout=60_000)
+        # Enter in the panel OCRs too (a second snip of the whole image after a click).
+        canvas.dblclick()
+        page.wait_for_function(
+            "() => document.querySelector('.mpx-selection').dataset.crop === '0,0,1800,500'"
+        )
+        panel.focus()
+        page.keyboard.press("Enter")
+        page.locator(".mpx-history-item").nth(1).wait_for(timeout=60_000)
+        rendered.filter(has_text="echo 1800x500 sha:").wait_for(timeout=60_000)
 
-            # The other ways in: a typed path, a dropped file, a pasted image.
-            typed = tmp_path / "typed.png"
-            typed.write_bytes(make_png(300, 120))
-            cells = page.locator(".jp-Notebook .jp-Cell").count()
-            # Keys pressed in the panel are the panel's: notebook shortcuts ("a" inserts a
-            # cell, "b" too) must not fire.
-            panel.focus()
-            page.keyboard.press("a")
-            page.keyboard.press("b")
-            page.locator(".mpx-source").press_sequentially(str(typed))
-            page.locator(".mpx-source").press("Enter")
-            assert page.locator(".jp-Notebook .jp-Cell").count() == cells
-            page.wait_for_function(WHOLE_IMAGE_IS, arg="0,0,300,120")
-            page.evaluate(DROP_AND_PASTE, ["drop", _b64(make_png(320, 140))])
-            page.wait_for_function(WHOLE_IMAGE_IS, arg="0,0,320,140")
-            page.evaluate(DROP_AND_PASTE, ["paste", _b64(make_png(340, 160))])
-            page.wait_for_function(WHOLE_IMAGE_IS, arg="0,0,340,160")
-            # Too big for one message to the kernel: refused in plain words, image kept.
-            page.evaluate(DROP_BIG_FILE)
-            assert "Type its path" in page.locator(".mpx-error").inner_text()
-            assert page.locator(".mpx-selection").get_attribute("data-crop") == "0,0,340,160"
-            # Rotated by 90°, the whole image is 160 wide and 340 high, and so is what is sent.
-            page.locator(".mpx-rotate-right").click()
-            page.wait_for_function(WHOLE_IMAGE_IS, arg="0,0,160,340")
-            # ...read in the EU region this time.
-            page.locator(".mpx-region").select_option("eu")
-            page.locator(".mpx-ocr").click()
-            rendered.filter(has_text="echo 160x340 sha:").wait_for(timeout=60_000)
-            meta = page.locator(".mpx-meta").inner_text()
-            assert "rotated 90°" in meta and "region eu" in meta
+        # The other ways in: a typed path, a dropped file, a pasted image.
+        typed = tmp_path / "typed.png"
+        typed.write_bytes(make_png(300, 120))
+        cells = page.locator(".jp-Notebook .jp-Cell").count()
+        # Keys pressed in the panel are the panel's: notebook shortcuts ("a" inserts a
+        # cell, "b" too) must not fire.
+        panel.focus()
+        page.keyboard.press("a")
+        page.keyboard.press("b")
+        page.locator(".mpx-source").press_sequentially(str(typed))
+        page.locator(".mpx-source").press("Enter")
+        assert page.locator(".jp-Notebook .jp-Cell").count() == cells
+        page.wait_for_function(WHOLE_IMAGE_IS, arg="0,0,300,120")
+        page.evaluate(DROP_AND_PASTE, ["drop", _b64(make_png(320, 140))])
+        page.wait_for_function(WHOLE_IMAGE_IS, arg="0,0,320,140")
+        page.evaluate(DROP_AND_PASTE, ["paste", _b64(make_png(340, 160))])
+        page.wait_for_function(WHOLE_IMAGE_IS, arg="0,0,340,160")
+        # Too big for one message to the kernel: refused in plain words, image kept.
+        page.evaluate(DROP_BIG_FILE)
+        assert "Type its path" in page.locator(".mpx-error").inner_text()
+        assert page.locator(".mpx-selection").get_attribute("data-crop") == "0,0,340,160"
+        # Rotated by 90°, the whole image is 160 wide and 340 high, and so is what is sent.
+        page.locator(".mpx-rotate-right").click()
+        page.wait_for_function(WHOLE_IMAGE_IS, arg="0,0,160,340")
+        # ...read in the EU region this time.
+        page.locator(".mpx-region").select_option("eu")
+        page.locator(".mpx-ocr").click()
+        rendered.filter(has_text="echo 160x340 sha:").wait_for(timeout=60_000)
+        meta = page.locator(".mpx-meta").inner_text()
+        assert "rotated 90°" in meta and "region eu" in meta
 
-            panel.screenshot(path=str(ARTIFACTS / "crop_panel_jupyterlab_history.png"))
+        keep(panel, "crop_panel_jupyterlab_history.png")
 
-            # Saved by JupyterLab with widget state on: results kept, no image bytes.
-            page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
-            saved = json.loads((root / "panel.ipynb").read_text())
-            states = saved["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]
-            panel_states = [
-                s["state"]
-                for s in states["state"].values()
-                if s["state"].get("_model_name") == "AnyModel"
-            ]
-            assert panel_states and "echo 160x340" in panel_states[0]["result_mmd"]
-            text = json.dumps(saved)
-            assert "data:image" not in text and "iVBORw0KGgo" not in text
-            assert _b64(image.read_bytes())[:40] not in text
-            print(f"\nscreenshots: {shot} and {ARTIFACTS / 'crop_panel_jupyterlab_history.png'}")
-        finally:
-            browser.close()
+        # Saved by JupyterLab with widget state on: results kept, no image bytes.
+        page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+        saved = json.loads((root / "panel.ipynb").read_text())
+        states = saved["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]
+        panel_states = [
+            s["state"]
+            for s in states["state"].values()
+            if s["state"].get("_model_name") == "AnyModel"
+        ]
+        assert panel_states and "echo 160x340" in panel_states[0]["result_mmd"]
+        text = json.dumps(saved)
+        assert "data:image" not in text and "iVBORw0KGgo" not in text
+        assert _b64(image.read_bytes())[:40] not in text
+        print(f"\nscreenshots: {shot} and {ARTIFACTS / 'crop_panel_jupyterlab_history.png'}")

@@ -8,27 +8,16 @@ local server whose engine answers the same Mathpix Markdown. Screenshots go to a
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ._browser import MARKS, THEME_IS, browser_page, jupyter, marimo, run_notebook
+from ._browser import screenshot as keep
 from .conftest import RICH_MMD
-from .test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, KERNEL_READY, TOKEN, _free_port
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed"),
-]
+pytestmark = MARKS
 
 SETUP = f"""\
 from mathpix_nb import Mathpix, OcrResult
@@ -77,115 +66,10 @@ def _check_rendered(page: Any, selector: str) -> dict[str, Any]:
     return got
 
 
-@contextmanager
-def _server(app: str, tmp_path: Path, notebook: str) -> Iterator[str]:
-    """JupyterLab or Notebook 7 on loopback, hermetic; stopped with SIGTERM whatever happens."""
-    for module in ("playwright", app):
-        try:
-            __import__(module)
-        except ImportError:
-            pytest.fail(f"{module} is missing: pip install 'mathpix_nb[browser]'")
-    root = tmp_path / "root"
-    root.mkdir()
-    home = tmp_path / "jupyter"
-    settings = home / "config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in (SETUP, SHOW, PANEL)]
-    nbformat.write(nb, root / notebook)
-    repo = str(Path(__file__).resolve().parents[2])
-    env = {
-        **os.environ,
-        "JUPYTER_CONFIG_DIR": str(home / "config"),
-        "JUPYTER_DATA_DIR": str(home / "data"),
-        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-        "IPYTHONDIR": str(home / "ipython"),
-        "JUPYTER_PLATFORM_DIRS": "1",
-        "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")]),
-    }
-    port = _free_port()
-    expose = "LabApp" if app == "jupyterlab" else "JupyterNotebookApp"
-    log = (tmp_path / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", app, "--no-browser", "--allow-root", "--ip=127.0.0.1",
-         f"--port={port}", f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
-         f"--{expose}.expose_app_in_browser=True"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_http(f"{base}/api/status?token={TOKEN}", proc, tmp_path / "server.log")
-        yield base
-    finally:
-        _stop(proc)
-        log.close()
-
-
-def _wait_http(url: str, proc: Any, log: Path) -> None:
-    import httpx
-
-    deadline = time.monotonic() + 90
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited early:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"{url} did not answer within 90 s:\n{log.read_text()[-3000:]}")
-        time.sleep(0.3)
-
-
-def _stop(proc: Any) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
-@contextmanager
-def _page(width: int) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": width, "height": 1100})
-            page = context.new_page()
-            page.set_default_timeout(60_000)
-            yield page
-        finally:
-            browser.close()
-
-
-def _run_all(page: Any, url: str) -> None:
-    page.goto(url)
-    page.wait_for_function("() => !!window.jupyterapp", timeout=90_000)
-    page.wait_for_function(KERNEL_READY, timeout=90_000)
-    # Fire and forget: awaiting this command can hang (browser-testing.md).
-    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-
-
-THEME_IS = """(dark) => document.body.dataset.jpThemeLight === (dark ? 'false' : 'true')"""
-
-
 @pytest.mark.timeout(240)
 def test_jupyterlab_light_and_dark_at_a_narrow_width(tmp_path: Path) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    with _server("jupyterlab", tmp_path, "render.ipynb") as base, _page(760) as page:
-        _run_all(page, f"{base}/lab/tree/render.ipynb?token={TOKEN}")
+    with jupyter(tmp_path) as lab, browser_page(760) as page:
+        run_notebook(page, lab, "render.ipynb", [SETUP, SHOW, PANEL])
         view = _check_rendered(page, ".mpx-view .mpx-doc")
         panel = _check_rendered(page, ".mpx-panel .mpx-rendered")
         # Narrow: the panel lays out in one column by its own width, and nothing overflows.
@@ -195,8 +79,8 @@ def test_jupyterlab_light_and_dark_at_a_narrow_width(tmp_path: Path) -> None:
         )
         assert columns == 1
         assert page.locator(".mpx-table-item .mpx-copy-csv").count() >= 2
-        page.locator(".mpx-view").first.screenshot(path=str(ARTIFACTS / "render_lab_light.png"))
-        page.locator(".mpx-panel").screenshot(path=str(ARTIFACTS / "panel_lab_light.png"))
+        keep(page.locator(".mpx-view").first, "render_lab_light.png")
+        keep(page.locator(".mpx-panel"), "panel_lab_light.png")
         # Keyboard cropping: focus the picture (a visible ring), an arrow draws the middle half,
         # arrows move it, Shift moves ten steps, Alt resizes, Escape = whole image.
         canvas = page.locator(".mpx-panel .mpx-canvas")
@@ -229,18 +113,17 @@ def test_jupyterlab_light_and_dark_at_a_narrow_width(tmp_path: Path) -> None:
             "(n) => getComputedStyle(n).fill"
         )
         assert fill == dark
-        page.locator(".mpx-view").first.screenshot(path=str(ARTIFACTS / "render_lab_dark.png"))
-        page.locator(".mpx-panel").screenshot(path=str(ARTIFACTS / "panel_lab_dark.png"))
+        keep(page.locator(".mpx-view").first, "render_lab_dark.png")
+        keep(page.locator(".mpx-panel"), "panel_lab_dark.png")
 
 
 @pytest.mark.timeout(240)
 def test_notebook7_renders_the_same(tmp_path: Path) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    with _server("notebook", tmp_path, "render.ipynb") as base, _page(900) as page:
-        _run_all(page, f"{base}/notebooks/render.ipynb?token={TOKEN}")
+    with jupyter(tmp_path, "notebook") as nb7, browser_page(900) as page:
+        run_notebook(page, nb7, "render.ipynb", [SETUP, SHOW, PANEL])
         _check_rendered(page, ".mpx-view .mpx-doc")
         _check_rendered(page, ".mpx-panel .mpx-rendered")
-        page.locator(".mpx-view").first.screenshot(path=str(ARTIFACTS / "render_notebook7.png"))
+        keep(page.locator(".mpx-view").first, "render_notebook7.png")
 
 
 MARIMO_APP = f"""\
@@ -283,30 +166,8 @@ if __name__ == "__main__":
 
 @pytest.mark.timeout(240)
 def test_marimo_renders_results_and_the_panel(tmp_path: Path) -> None:
-    try:
-        import marimo  # noqa: F401
-    except ImportError:
-        pytest.fail("marimo is missing: pip install 'mathpix_nb[browser]'")
-    ARTIFACTS.mkdir(exist_ok=True)
-    app = tmp_path / "render_app.py"
-    app.write_text(MARIMO_APP)
-    repo = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
-    env["HOME"] = str(tmp_path)  # marimo's config and state stay in the test's folder
-    port = _free_port()
-    log = (tmp_path / "marimo.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "marimo", "run", str(app), "--headless", "--host", "127.0.0.1",
-         "--port", str(port), "--no-token"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
-    )  # fmt: skip
-    try:
-        _wait_http(f"http://127.0.0.1:{port}/", proc, tmp_path / "marimo.log")
-        with _page(900) as page:
-            page.goto(f"http://127.0.0.1:{port}/")
-            _check_rendered(page, ".mpx-view .mpx-doc")
-            _check_rendered(page, ".mpx-panel .mpx-rendered")
-            page.locator(".mpx-panel").first.screenshot(path=str(ARTIFACTS / "panel_marimo.png"))
-    finally:
-        _stop(proc)
-        log.close()
+    with marimo(tmp_path, MARIMO_APP) as url, browser_page(900) as page:
+        page.goto(url)
+        _check_rendered(page, ".mpx-view .mpx-doc")
+        _check_rendered(page, ".mpx-panel .mpx-rendered")
+        keep(page.locator(".mpx-panel").first, "panel_marimo.png")

@@ -8,24 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
-from .test_browser import (
-    ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    KERNEL_READY,
-    TOKEN,
-    jupyterlab,  # noqa: F401  (the fixture)
-)
+from ._browser import MARKS, Jupyter, browser_page, run_notebook
+from ._browser import screenshot as keep
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed"),
-]
+pytestmark = MARKS
 
 SETUP_CELL = """\
 from mathpix_nb import Mathpix
@@ -38,19 +27,6 @@ client = Mathpix(app_id=server.app_id, app_key=server.app_key, base_url=server.u
 PAD_CELL = "pad = InkPad(client=client, debounce=0.3)\npad"
 
 
-def _write_notebook(path: Path) -> None:
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.cells = [nbformat.v4.new_code_cell(SETUP_CELL), nbformat.v4.new_code_cell(PAD_CELL)]
-    nbformat.write(nb, path)
-
-
 def _bbox(text: str) -> list[float]:
     found = re.search(r"bbox:([-\d.]+),([-\d.]+),([-\d.]+),([-\d.]+)", text)
     assert found, text
@@ -58,69 +34,51 @@ def _bbox(text: str) -> list[float]:
 
 
 @pytest.mark.timeout(300)
-def test_draw_strokes_with_the_mouse_and_see_them_read(jupyterlab: tuple[str, Path]) -> None:  # noqa: F811
-    from playwright.sync_api import sync_playwright
+def test_draw_strokes_with_the_mouse_and_see_them_read(jupyterlab: Jupyter) -> None:
+    root = jupyterlab.root
+    with browser_page(1200, 900, scale=2) as page:
+        run_notebook(page, jupyterlab, "ink.ipynb", [SETUP_CELL, PAD_CELL])
+        canvas = page.locator(".mpx-ink-canvas")
+        canvas.wait_for(state="visible", timeout=90_000)
+        assert "Local server at http://127.0.0.1" in page.locator(".mpx-ink .mpx-note").inner_text()
+        box = canvas.bounding_box()
+        assert box is not None and box["height"] > 100
 
-    base, root = jupyterlab
-    _write_notebook(root / "ink.ipynb")
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / "ink_pad_jupyterlab.png"
+        def draw(points: list[tuple[float, float]]) -> None:
+            page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+            page.mouse.down()
+            for x, y in points[1:]:
+                page.mouse.move(box["x"] + x, box["y"] + y, steps=6)
+            page.mouse.up()
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900}, device_scale_factor=2)
-            page.set_default_timeout(60_000)
-            page.goto(f"{base}/lab/tree/ink.ipynb?token={TOKEN}")
-            page.wait_for_function("() => !!window.jupyterapp", timeout=90_000)
-            page.wait_for_function(KERNEL_READY, timeout=90_000)
-            page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-            canvas = page.locator(".mpx-ink-canvas")
-            canvas.wait_for(state="visible", timeout=90_000)
-            assert (
-                "Local server at http://127.0.0.1"
-                in page.locator(".mpx-ink .mpx-note").inner_text()
-            )
-            box = canvas.bounding_box()
-            assert box is not None and box["height"] > 100
+        # an "x": two crossing strokes, drawn in canvas pixels 40..160 x 30..150
+        draw([(40, 30), (100, 90), (160, 150)])
+        draw([(160, 30), (40, 150)])
+        result = page.locator(".mpx-ink-result")
+        result.filter(has_text="echo strokes:2 points:").wait_for(timeout=60_000)
+        page.locator(".mpx-ink-result[data-rendered=mathpix]").wait_for(timeout=60_000)
+        text = result.inner_text()
+        x0, y0, x1, y1 = _bbox(text)
+        assert abs(x0 - 40) <= 2 and abs(y0 - 30) <= 2, text
+        assert abs(x1 - 160) <= 2 and abs(y1 - 150) <= 2, text
+        assert page.locator(".mpx-ink .mpx-status").get_attribute("data-status") == "done"
+        assert "\\text{echo strokes:2" in page.locator(".mpx-ink-latex").inner_text()
+        assert canvas.get_attribute("data-strokes") == "2"
+        shot = keep(page.locator(".mpx-ink"), "ink_pad_jupyterlab.png", docs="ink_pad.png")
 
-            def draw(points: list[tuple[float, float]]) -> None:
-                page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
-                page.mouse.down()
-                for x, y in points[1:]:
-                    page.mouse.move(box["x"] + x, box["y"] + y, steps=6)
-                page.mouse.up()
+        # Undo: one stroke left, read again (a new session gets the drawing)
+        page.locator(".mpx-undo").click()
+        result.filter(has_text="echo strokes:1 points:").wait_for(timeout=60_000)
+        assert canvas.get_attribute("data-strokes") == "1"
+        assert page.locator(".mpx-ink .mpx-error").is_hidden()
 
-            # an "x": two crossing strokes, drawn in canvas pixels 40..160 x 30..150
-            draw([(40, 30), (100, 90), (160, 150)])
-            draw([(160, 30), (40, 150)])
-            result = page.locator(".mpx-ink-result")
-            result.filter(has_text="echo strokes:2 points:").wait_for(timeout=60_000)
-            page.locator(".mpx-ink-result[data-rendered=mathpix]").wait_for(timeout=60_000)
-            text = result.inner_text()
-            x0, y0, x1, y1 = _bbox(text)
-            assert abs(x0 - 40) <= 2 and abs(y0 - 30) <= 2, text
-            assert abs(x1 - 160) <= 2 and abs(y1 - 150) <= 2, text
-            assert page.locator(".mpx-ink .mpx-status").get_attribute("data-status") == "done"
-            assert "\\text{echo strokes:2" in page.locator(".mpx-ink-latex").inner_text()
-            assert canvas.get_attribute("data-strokes") == "2"
-            page.locator(".mpx-ink").screenshot(path=str(shot))
-
-            # Undo: one stroke left, read again (a new session gets the drawing)
-            page.locator(".mpx-undo").click()
-            result.filter(has_text="echo strokes:1 points:").wait_for(timeout=60_000)
-            assert canvas.get_attribute("data-strokes") == "1"
-            assert page.locator(".mpx-ink .mpx-error").is_hidden()
-
-            # Saved with widget state: the result is kept, the strokes are not.
-            page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
-            page.wait_for_timeout(1500)
-            saved = json.loads((root / "ink.ipynb").read_text())
-            states = saved["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]
-            pads = [s["state"] for s in states["state"].values() if s["state"].get("kind") == "ink"]
-            assert pads and "echo strokes:1" in pads[0]["result_mmd"]
-            assert pads[0]["kept_strokes"] == [] and pads[0]["stroke_count"] == 1
-            assert "app_key" not in json.dumps(pads[0])
-            print(f"\nscreenshot: {shot}")
-        finally:
-            browser.close()
+        # Saved with widget state: the result is kept, the strokes are not.
+        page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+        page.wait_for_timeout(1500)
+        saved = json.loads((root / "ink.ipynb").read_text())
+        states = saved["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]
+        pads = [s["state"] for s in states["state"].values() if s["state"].get("kind") == "ink"]
+        assert pads and "echo strokes:1" in pads[0]["result_mmd"]
+        assert pads[0]["kept_strokes"] == [] and pads[0]["stroke_count"] == 1
+        assert "app_key" not in json.dumps(pads[0])
+        print(f"\nscreenshot: {shot}")

@@ -13,9 +13,6 @@ setup runs before the one notebook cell that displays the view.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,16 +21,20 @@ from typing import Any
 
 import pytest
 
-from .test_browser import ARTIFACTS, CHROMIUM, KERNEL_READY, TOKEN, _free_port
-from .test_browser_render import THEME_IS, _page, _stop, _wait_http
+from ._browser import (
+    ARTIFACTS,
+    MARKS,
+    THEME_IS,
+    browser_page,
+    jupyter,
+    marimo,
+    open_notebook,
+    run_all_cells,
+    write_notebook,
+)
+from ._browser import screenshot as keep
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed"),
-]
-
-REPO = Path(__file__).resolve().parents[2]
+pytestmark = MARKS
 
 SETUP_500 = """\
 import json, pathlib
@@ -95,60 +96,14 @@ EXEC = """async (code) => {
 
 @contextmanager
 def _lab(tmp_path: Path, app: str = "jupyterlab") -> Iterator[str]:
-    """JupyterLab (or Notebook 7) on loopback, hermetic, one notebook cell: ``review``."""
-    for module in ("playwright", app):
-        try:
-            __import__(module)
-        except ImportError:
-            pytest.fail(f"{module} is missing: pip install 'mathpix_nb[browser]'")
-    import nbformat
-
-    root = tmp_path / "root"
-    root.mkdir()
-    home = tmp_path / "jupyter"
-    settings = home / "config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.cells = [nbformat.v4.new_code_cell("review")]
-    nbformat.write(nb, root / "review.ipynb")
-    env = {
-        **os.environ,
-        "JUPYTER_CONFIG_DIR": str(home / "config"),
-        "JUPYTER_DATA_DIR": str(home / "data"),
-        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-        "IPYTHONDIR": str(home / "ipython"),
-        "JUPYTER_PLATFORM_DIRS": "1",
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-    }
-    port = _free_port()
-    expose = "LabApp" if app == "jupyterlab" else "JupyterNotebookApp"
-    log = (tmp_path / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", app, "--no-browser", "--allow-root", "--ip=127.0.0.1",
-         f"--port={port}", f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
-         f"--{expose}.expose_app_in_browser=True"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_http(f"{base}/api/status?token={TOKEN}", proc, tmp_path / "server.log")
-        where = "lab/tree" if app == "jupyterlab" else "notebooks"
-        yield f"{base}/{where}/review.ipynb?token={TOKEN}"
-    finally:
-        _stop(proc)
-        log.close()
+    """JupyterLab (or Notebook 7) with one notebook cell, ``review``; the notebook's URL."""
+    with jupyter(tmp_path, app) as server:
+        write_notebook(server.root / "review.ipynb", ["review"])
+        yield server.url("review.ipynb")
 
 
 def _open(page: Any, url: str, setup: str) -> str:
-    page.goto(url)
-    page.wait_for_function("() => !!window.jupyterapp", timeout=90_000)
-    page.wait_for_function(KERNEL_READY, timeout=90_000)
+    open_notebook(page, url)
     said = str(page.evaluate(EXEC, setup))
     assert "READY" in said, said
     return said
@@ -159,10 +114,6 @@ def _py(page: Any, code: str) -> Any:
     said = str(page.evaluate(EXEC, code))
     assert "ERROR" not in said, said
     return json.loads(said.strip().splitlines()[-1])
-
-
-def _show(page: Any) -> None:
-    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
 
 
 def _heap(cdp: Any) -> dict[str, float]:
@@ -211,14 +162,13 @@ VISIBLE = """() => [...document.querySelectorAll('.mpx-review .mpx-rv-row')].map
 
 @pytest.mark.timeout(300)
 def test_review_500_rows_scroll_filter_edit_reocr(tmp_path: Path) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
     work = tmp_path / "work"
     work.mkdir()
-    with _lab(tmp_path) as url, _page(1200) as page:
+    with _lab(tmp_path) as url, browser_page(1200) as page:
         said = _open(page, url, SETUP_500.format(work=str(work)))
         # 3 blank images (identical: sent once), so 498 requests paid
         assert said.split()[1:3] == ["3", "498"]
-        _show(page)
+        run_all_cells(page)
         root = page.locator(".mpx-review")
         root.wait_for(timeout=90_000)
         page.wait_for_function(
@@ -232,7 +182,7 @@ def test_review_500_rows_scroll_filter_edit_reocr(tmp_path: Path) -> None:
         assert confs == sorted(confs)  # then lowest confidence first
         assert any(r["svg"] for r in rows)  # Mathpix's renderer drew the math
         assert len(rows) < 30  # virtualised: only the rows in view (+ a few) exist
-        root.screenshot(path=str(ARTIFACTS / "review_lab.png"))
+        keep(root, "review_lab.png", docs="review.png")
 
         # Scroll to the middle: the rows there arrive and are drawn.
         page.locator(".mpx-rv-viewport").evaluate("(n) => { n.scrollTop = 250 * 112; }")
@@ -318,7 +268,7 @@ def test_review_500_rows_scroll_filter_edit_reocr(tmp_path: Path) -> None:
             "() => document.querySelector('.mpx-rv-dstatus').textContent.startsWith('Read again')"
         )
         assert page.locator(".mpx-rv-editor").input_value().startswith(f"echo {box[2]}x{box[3]} ")
-        detail.screenshot(path=str(ARTIFACTS / "review_lab_detail.png"))
+        keep(detail, "review_lab_detail.png")
 
         # The Dark theme: the view follows JupyterLab's colours.
         light = root.evaluate("(n) => getComputedStyle(n).color")
@@ -329,7 +279,7 @@ def test_review_500_rows_scroll_filter_edit_reocr(tmp_path: Path) -> None:
         page.wait_for_function(THEME_IS, arg=True, timeout=30_000)
         page.wait_for_timeout(300)
         assert root.evaluate("(n) => getComputedStyle(n).color") != light
-        root.screenshot(path=str(ARTIFACTS / "review_lab_dark.png"))
+        keep(root, "review_lab_dark.png")
 
         # The kernel's DataFrame and the journal file.
         state = _py(
@@ -356,14 +306,14 @@ def test_review_500_rows_scroll_filter_edit_reocr(tmp_path: Path) -> None:
 def test_review_10000_rows_first_paint_and_memory(tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
-    with _lab(tmp_path) as url, _page(1200) as page:
+    with _lab(tmp_path) as url, browser_page(1200) as page:
         said = _open(page, url, SETUP_10K.format(work=str(work)))
         init_s = float(said.split()[1])
         cdp = page.context.new_cdp_session(page)
         cdp.send("Performance.enable")
         before = _heap(cdp)
         start = time.monotonic()
-        _show(page)
+        run_all_cells(page)
         page.wait_for_function(
             "() => { const r = document.querySelector('.mpx-review');"
             " return r && r.dataset.firstRowsMs; }",
@@ -415,6 +365,7 @@ def test_review_10000_rows_first_paint_and_memory(tmp_path: Path) -> None:
             "rows_in_dom": in_dom,
         }
         print("REVIEW_BENCH", json.dumps(bench))
+        ARTIFACTS.mkdir(exist_ok=True)
         (ARTIFACTS / "review_bench.json").write_text(json.dumps(bench, indent=2))
         assert in_dom < 30
         assert bench["cell_to_math_drawn_s"] < 15
@@ -466,17 +417,16 @@ def _check_small(page: Any, screenshot: str) -> None:
     page.wait_for_function(
         _deep("() => document.querySelector('.mpx-rv-dstatus').textContent.startsWith('Saved')")
     )
-    page.locator(".mpx-review").screenshot(path=str(ARTIFACTS / screenshot))
+    keep(page.locator(".mpx-review"), screenshot)
 
 
 @pytest.mark.timeout(240)
 def test_review_in_notebook7(tmp_path: Path) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
     work = tmp_path / "work"
     work.mkdir()
-    with _lab(tmp_path, "notebook") as url, _page(1000) as page:
+    with _lab(tmp_path, "notebook") as url, browser_page(1000) as page:
         _open(page, url, SETUP_SMALL.format(work=str(work)))
-        _show(page)
+        run_all_cells(page)
         _check_small(page, "review_notebook7.png")
         fixed = _py(page, "print(json.dumps(out.ocr_text_fixed.dropna().tolist()))")
         assert fixed == ["fixed in this front end"]
@@ -521,35 +471,11 @@ if __name__ == "__main__":
 
 @pytest.mark.timeout(240)
 def test_review_in_marimo(tmp_path: Path) -> None:
-    try:
-        import marimo  # noqa: F401
-    except ImportError:
-        pytest.fail("marimo is missing: pip install 'mathpix_nb[browser]'")
-    ARTIFACTS.mkdir(exist_ok=True)
     work = tmp_path / "work"
     work.mkdir()
-    app = tmp_path / "review_app.py"
-    app.write_text(MARIMO_APP.format(work=str(work)))
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-    }
-    env["HOME"] = str(tmp_path)
-    port = _free_port()
-    log = (tmp_path / "marimo.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "marimo", "run", str(app), "--headless", "--host", "127.0.0.1",
-         "--port", str(port), "--no-token"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
-    )  # fmt: skip
-    try:
-        _wait_http(f"http://127.0.0.1:{port}/", proc, tmp_path / "marimo.log")
-        with _page(1000) as page:
-            page.goto(f"http://127.0.0.1:{port}/")
-            _check_small(page, "review_marimo.png")
-    finally:
-        _stop(proc)
-        log.close()
+    with marimo(tmp_path, MARIMO_APP.format(work=str(work))) as url, browser_page(1000) as page:
+        page.goto(url)
+        _check_small(page, "review_marimo.png")
     from mathpix_nb._journal import Journal
 
     with Journal(work / "journal.sqlite3") as journal:

@@ -6,8 +6,6 @@ the answers, error envelopes included. See shared/browser-testing.md for the fla
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,23 +14,9 @@ from starlette.types import Receive, Scope, Send
 
 from mathpix_nb._serving import ThreadedServer
 from mathpix_nb.server import LocalServer
+from tests.jupyter._browser import CHROMIUM, CHROMIUM_ARGS
 
 from .conftest import data_uri, echo_text, make_png
-
-CHROMIUM = shutil.which("chromium") or next(
-    (p for p in ("/usr/bin/chromium",) if Path(p).exists()), None
-)
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 
 pytestmark = [
     pytest.mark.browser,

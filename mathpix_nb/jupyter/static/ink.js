@@ -2,114 +2,15 @@
 // Pen, mouse and touch through pointer events; smooth lines (quadratic curves through the
 // midpoints of the sampled points, coalesced events included); Undo (button, Ctrl/Cmd+Z) and
 // Clear. Each finished stroke goes to the kernel as a custom message; the kernel reads the
-// drawing (debounced) and the result comes back as traits, drawn with Mathpix's renderer:
-// the same bundle, the same request message and the same page-wide cache as the crop panel
-// (static/widgets.js), so a page loads it once for every widget.
+// drawing (debounced) and the result comes back as traits, drawn with Mathpix's renderer,
+// loaded by static/renderer_loader.js (put before this module by _assets.py), the same code
+// and the same page-wide cache as the other widgets', so a page loads it once.
 //
 // The browser never calls Mathpix and never sees a key or a token.
 
-const RENDERERS = "__mathpixNbRenderers"; // shared with widgets.js: renderer id -> Promise
-const RENDERER_TIMEOUT_MS = 60_000;
 const HEIGHT = 260; // CSS pixels of the writing surface
 
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function button(className, text, title) {
-  const node = el("button", `mpx-btn ${className}`, text);
-  node.type = "button";
-  if (title) node.title = title;
-  return node;
-}
-
-function bytesOf(view) {
-  if (view instanceof ArrayBuffer) return new Uint8Array(view);
-  if (ArrayBuffer.isView(view)) return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
-  return new Uint8Array(0);
-}
-
-// ---- the renderer (the panel's protocol: {type: "renderer"} -> bytes of mmd_renderer.js) ----
-
-async function runRenderer(msg, buffers) {
-  let blob = new Blob([bytesOf(buffers && buffers[0])]);
-  if (msg.encoding === "gzip") {
-    const stream = blob.stream().pipeThrough(new DecompressionStream("gzip"));
-    blob = await new Response(stream).blob();
-  }
-  const url = URL.createObjectURL(new Blob([blob], { type: "text/javascript" }));
-  try {
-    await new Promise((resolve, reject) => {
-      const script = document.createElement("script");
-      script.src = url;
-      script.onload = () => {
-        script.remove();
-        resolve();
-      };
-      script.onerror = () => {
-        script.remove();
-        reject(new Error("The page refused to run the Mathpix renderer."));
-      };
-      document.head.appendChild(script);
-    });
-  } finally {
-    URL.revokeObjectURL(url);
-  }
-  const renderer = globalThis.mathpixNbRenderer;
-  if (!renderer || typeof renderer.render !== "function") {
-    throw new Error("The Mathpix renderer did not load in this page.");
-  }
-  return renderer;
-}
-
-function loadRenderer(model) {
-  const id = model.get("renderer");
-  if (!id) return Promise.reject(new Error(model.get("renderer_hint") || "No renderer."));
-  const cache = (globalThis[RENDERERS] ||= {});
-  if (cache[id]) return cache[id];
-  const pending = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      stop();
-      reject(new Error("The kernel did not send the Mathpix renderer. Is it running? Re-run the cell."));
-    }, RENDERER_TIMEOUT_MS);
-    const onMessage = (msg, buffers) => {
-      if (!msg || msg.type !== "renderer") return;
-      stop();
-      if (msg.missing) return reject(new Error(msg.missing));
-      runRenderer(msg, buffers).then(resolve, reject);
-    };
-    const stop = () => {
-      clearTimeout(timer);
-      model.off("msg:custom", onMessage);
-    };
-    model.on("msg:custom", onMessage);
-    model.send({ type: "renderer", gzip: typeof DecompressionStream === "function" });
-  });
-  cache[id] = pending;
-  pending.catch(() => {
-    if (cache[id] === pending) delete cache[id];
-  });
-  return pending;
-}
-
-function scrub(root) {
-  for (const node of root.querySelectorAll("script, iframe, object, embed, style, link")) {
-    node.remove();
-  }
-  for (const node of root.querySelectorAll("*")) {
-    for (const attr of [...node.attributes]) {
-      const name = attr.name.toLowerCase();
-      const value = attr.value.trim().toLowerCase();
-      if (name.startsWith("on")) node.removeAttribute(attr.name);
-      else if ((name === "href" || name === "src") && value.startsWith("javascript:")) {
-        node.removeAttribute(attr.name);
-      }
-    }
-  }
-}
+// ---- the renderer (el, button, loadRenderer, scrub: renderer_loader.js, put before this) ----
 
 function renderDoc(target, model, mmd) {
   const token = (target._mpxToken = (target._mpxToken || 0) + 1);

@@ -3,9 +3,9 @@
 // A virtualised list of a bulk OCR run: only the rows in view exist in the page. Rows (their
 // text, confidence, ids) and thumbnails are asked of the kernel page by page as the list
 // scrolls, by custom messages (thumbnails as binary buffers): nothing of a row is in the
-// widget's saved state. Text is drawn by Mathpix's renderer, loaded once per page through the
-// same protocol and the same page-wide cache as the crop panel's module (widgets.js), so a
-// page with a panel and a review loads it once.
+// widget's saved state. Text is drawn by Mathpix's renderer, loaded by
+// static/renderer_loader.js (put before this module by _assets.py, with el / button / scrub),
+// the same code and page-wide cache as the panel's, so a page with both loads it once.
 
 const ROW_H = 112; // CSS pixels; fixed, so the list can be virtualised
 const OVERSCAN = 6; // rows above and below the view kept drawn
@@ -13,100 +13,6 @@ const PAGE = 100; // rows asked of the kernel at once
 const THUMB_KEEP = 800; // object URLs of thumbnails kept in the page
 const HTML_KEEP = 600; // rendered rows kept
 const RENDER_IDLE_MS = 60; // draw math only once scrolling pauses
-const RENDERERS = "__mathpixNbRenderers"; // shared with widgets.js: renderer id -> Promise
-const RENDERER_TIMEOUT_MS = 60_000;
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function button(className, text, title) {
-  const node = el("button", `mpx-btn ${className}`, text);
-  node.type = "button";
-  if (title) node.title = title;
-  return node;
-}
-
-function bytesOf(view) {
-  if (view instanceof ArrayBuffer) return new Uint8Array(view);
-  if (ArrayBuffer.isView(view)) return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
-  return new Uint8Array(0);
-}
-
-// ---- the renderer (same message protocol and page cache as widgets.js) -----------------------
-
-async function runRenderer(msg, buffers) {
-  let blob = new Blob([bytesOf(buffers && buffers[0])]);
-  if (msg.encoding === "gzip") {
-    const stream = blob.stream().pipeThrough(new DecompressionStream("gzip"));
-    blob = await new Response(stream).blob();
-  }
-  const url = URL.createObjectURL(new Blob([blob], { type: "text/javascript" }));
-  try {
-    await new Promise((resolve, reject) => {
-      const script = document.createElement("script");
-      script.src = url;
-      script.onload = () => (script.remove(), resolve());
-      script.onerror = () => (script.remove(), reject(new Error("The page refused to run the Mathpix renderer.")));
-      document.head.appendChild(script);
-    });
-  } finally {
-    URL.revokeObjectURL(url);
-  }
-  const renderer = globalThis.mathpixNbRenderer;
-  if (!renderer || typeof renderer.render !== "function") {
-    throw new Error("The Mathpix renderer did not load in this page.");
-  }
-  return renderer;
-}
-
-function loadRenderer(model) {
-  const id = model.get("renderer");
-  if (!id) return Promise.reject(new Error(model.get("renderer_hint") || "No renderer."));
-  const cache = (globalThis[RENDERERS] ||= {});
-  if (cache[id]) return cache[id];
-  const pending = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      stop();
-      reject(new Error("The kernel did not send the Mathpix renderer. Is it running? Re-run the cell."));
-    }, RENDERER_TIMEOUT_MS);
-    const onMessage = (msg, buffers) => {
-      if (!msg || msg.type !== "renderer") return;
-      stop();
-      if (msg.missing) return reject(new Error(msg.missing));
-      runRenderer(msg, buffers).then(resolve, reject);
-    };
-    const stop = () => {
-      clearTimeout(timer);
-      model.off("msg:custom", onMessage);
-    };
-    model.on("msg:custom", onMessage);
-    model.send({ type: "renderer", gzip: typeof DecompressionStream === "function" });
-  });
-  cache[id] = pending;
-  pending.catch(() => {
-    if (cache[id] === pending) delete cache[id];
-  });
-  return pending;
-}
-
-// The renderer escapes OCR text (no HTML tags pass); this is a second lock on the door.
-function scrub(root) {
-  for (const node of root.querySelectorAll("script, iframe, object, embed, style, link")) node.remove();
-  for (const node of root.querySelectorAll("*")) {
-    for (const attr of [...node.attributes]) {
-      const name = attr.name.toLowerCase();
-      const value = attr.value.trim().toLowerCase();
-      if (name.startsWith("on")) node.removeAttribute(attr.name);
-      else if ((name === "href" || name === "src") && value.startsWith("javascript:")) {
-        node.removeAttribute(attr.name);
-      }
-    }
-  }
-}
 
 // A small least-recently-used map; `drop` is called for what falls out.
 class Lru {

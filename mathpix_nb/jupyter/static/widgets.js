@@ -2,31 +2,14 @@
 //   * kind "panel":  CropPanel — load an image, draw a box (mouse or keyboard), OCR in the kernel;
 //   * kind "result": ResultView — how every OcrResult / PdfResult displays in a notebook.
 // Both draw Mathpix Markdown with Mathpix's own renderer (mathpix-markdown-it, built into
-// static/mmd_renderer.js). The renderer is 4 MB, so it is not part of the widget state that
-// notebooks save: the first view on a page asks its kernel for it (a custom message, gzip when
-// the browser can unpack it), runs it once, and every view of the page reuses it.
+// static/mmd_renderer.js), loaded by static/renderer_loader.js: _assets.py puts that file
+// (el, button, bytesOf, loadRenderer, scrub) before this module.
 //
 // The browser never calls Mathpix: OCR runs in the kernel.
 
 const MAX_HEIGHT = 520; // CSS pixels
 const MAX_UPSCALE = 3; // small snips are shown bigger, but not blurrier than this
 const MAX_UPLOAD_BYTES = 8 * 2 ** 20; // below the 10 MiB websocket message limit
-const RENDERERS = "__mathpixNbRenderers"; // globalThis key: renderer id -> Promise
-const RENDERER_TIMEOUT_MS = 60_000;
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function button(className, text, title) {
-  const node = el("button", `mpx-btn ${className}`, text);
-  node.type = "button";
-  if (title) node.title = title;
-  return node;
-}
 
 async function copyText(text) {
   try {
@@ -63,92 +46,7 @@ function copyButton(className, label, title, text) {
   return node;
 }
 
-function bytesOf(view) {
-  if (view instanceof ArrayBuffer) return new Uint8Array(view);
-  if (ArrayBuffer.isView(view)) return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
-  return new Uint8Array(0);
-}
-
 // ---- the renderer ----------------------------------------------------------------------------
-
-async function runRenderer(msg, buffers) {
-  let blob = new Blob([bytesOf(buffers && buffers[0])]);
-  if (msg.encoding === "gzip") {
-    const stream = blob.stream().pipeThrough(new DecompressionStream("gzip"));
-    blob = await new Response(stream).blob();
-  }
-  const url = URL.createObjectURL(new Blob([blob], { type: "text/javascript" }));
-  try {
-    // A classic script (MathJax's AsciiMath code needs sloppy mode); it defines one global.
-    await new Promise((resolve, reject) => {
-      const script = document.createElement("script");
-      script.src = url;
-      script.onload = () => {
-        script.remove();
-        resolve();
-      };
-      script.onerror = () => {
-        script.remove();
-        reject(new Error("The page refused to run the Mathpix renderer."));
-      };
-      document.head.appendChild(script);
-    });
-  } finally {
-    URL.revokeObjectURL(url);
-  }
-  const renderer = globalThis.mathpixNbRenderer;
-  if (!renderer || typeof renderer.render !== "function") {
-    throw new Error("The Mathpix renderer did not load in this page.");
-  }
-  return renderer;
-}
-
-function loadRenderer(model) {
-  const id = model.get("renderer");
-  if (!id) return Promise.reject(new Error(model.get("renderer_hint") || "No renderer."));
-  const cache = (globalThis[RENDERERS] ||= {});
-  if (cache[id]) return cache[id];
-  const pending = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      stop();
-      reject(new Error("The kernel did not send the Mathpix renderer. Is it running? Re-run the cell."));
-    }, RENDERER_TIMEOUT_MS);
-    const onMessage = (msg, buffers) => {
-      if (!msg || msg.type !== "renderer") return;
-      stop();
-      if (msg.missing) return reject(new Error(msg.missing));
-      runRenderer(msg, buffers).then(resolve, reject);
-    };
-    const stop = () => {
-      clearTimeout(timer);
-      model.off("msg:custom", onMessage);
-    };
-    model.on("msg:custom", onMessage);
-    model.send({ type: "renderer", gzip: typeof DecompressionStream === "function" });
-  });
-  cache[id] = pending;
-  pending.catch(() => {
-    if (cache[id] === pending) delete cache[id]; // a later view may ask again
-  });
-  return pending;
-}
-
-// The renderer escapes OCR text (no HTML tags pass); this is a second lock on the door.
-function scrub(root) {
-  for (const node of root.querySelectorAll("script, iframe, object, embed, style, link")) {
-    node.remove();
-  }
-  for (const node of root.querySelectorAll("*")) {
-    for (const attr of [...node.attributes]) {
-      const name = attr.name.toLowerCase();
-      const value = attr.value.trim().toLowerCase();
-      if (name.startsWith("on")) node.removeAttribute(attr.name);
-      else if ((name === "href" || name === "src") && value.startsWith("javascript:")) {
-        node.removeAttribute(attr.name);
-      }
-    }
-  }
-}
 
 // Draw Mathpix Markdown into `target`; without a renderer, the source and why.
 function renderDoc(target, model, mmd, empty) {
