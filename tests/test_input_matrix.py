@@ -216,12 +216,7 @@ EXCEPT: dict[tuple[str, str], Expect] = {
 }
 
 # Cells owned by other helpers: (kind, surface) -> reason. ``run=False`` where it would hang.
-KNOWN: dict[tuple[str, str], tuple[str, bool]] = {
-    ("nul_in_path", "bulk"): (
-        "bulk: a NUL in a path is a per-row 'does not exist', not named as a NUL",
-        True,
-    ),
-}
+KNOWN: dict[tuple[str, str], tuple[str, bool]] = {}  # none left
 
 
 def _cells() -> Iterator[Any]:

@@ -694,7 +694,9 @@ class BulkRun:
                 lambda: read_file(path, source=cell.source, max_bytes=self._max_file_bytes())
             )
         except ImageError as exc:
-            if not path.exists() and not path.is_symlink():
+            if "\x00" in str(path):  # the core names it (a NUL is no file name anywhere)
+                self._set_row_error(pos, _error_text("invalid_path", str(exc)))
+            elif not path.exists() and not path.is_symlink():
                 self._set_row_error(
                     pos,
                     (
