@@ -97,7 +97,6 @@ _PAGE_RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 _TEXT_KEYS = frozenset(TextOptions.__required_keys__ | TextOptions.__optional_keys__)
 _PDF_KEYS = frozenset(PdfOptions.__required_keys__ | PdfOptions.__optional_keys__)
 _CLIENT_KEYS = frozenset(ClientOptions.__required_keys__ | ClientOptions.__optional_keys__)
-_POLL_START, _POLL_MAX = 0.5, 5.0
 
 
 # -- operations a flow asks its driver for ---------------------------------------------------
@@ -623,11 +622,14 @@ class RagEngine:
         self.remember(item, key, emitted)
 
     def _polled_pdf(self, item: Item, ctx: _Context, out: list[Record]) -> Flow:
-        result = yield Call(
-            "pdf",
-            (item.payload(),),
-            {"outputs": ("mmd", "lines.json"), "timeout": self.pdf_timeout, **self.pdf_options},
-        )
+        try:
+            result = yield Call(
+                "pdf",
+                (item.payload(),),
+                {"outputs": ("mmd", "lines.json"), "timeout": self.pdf_timeout, **self.pdf_options},
+            )
+        except PollTimeoutError as exc:
+            raise self._timeout(exc, item) from None
         pages = lines_pages(result.lines)
         version = result.raw.get("version") if isinstance(result.raw, Mapping) else None
         base = pdf_base(
@@ -729,35 +731,32 @@ class RagEngine:
             out.append(record)
             yield Emit(record)
 
+    def _timeout(self, exc: PollTimeoutError, item: Item) -> PollTimeoutError:
+        """The core's PDF timeout said in the loader's terms (its knob is ``pdf_timeout=``)."""
+        head = exc.message.split(" Fix:", 1)[0]
+        if item.source not in head:
+            head += f" ({item.source})"
+        return PollTimeoutError(f"{head} Fix: pass a longer pdf_timeout= to the loader.")
+
     def _wait_pdf(self, pdf_id: str, item: Item) -> Flow:
-        """Poll ``pdf_status`` until completed (backing off 0.5 s -> 5 s), within
-        ``pdf_timeout`` on the client's clock."""
-        start = yield Now()
-        interval = _POLL_START
-        while True:
-            status = yield Call("pdf_status", (pdf_id,))
-            state = status.get("status")
-            if state == "completed":
-                return status
-            if state == "error" or "error" in status:
-                info = status.get("error_info")
-                info = info if isinstance(info, Mapping) else {}
-                error_id = str(info.get("id") or "pdf_error")
-                raise PdfError(
-                    f"{error_id}: PDF {pdf_id} ({item.source}) failed: "
-                    f"{info.get('message') or status.get('error') or 'processing failed'}.",
-                    error_id=error_id,
-                    detail=info,
-                    source=item.source,
-                )
-            now = yield Now()
-            if now - start >= self.pdf_timeout:
-                raise PollTimeoutError(
-                    f"PDF {pdf_id} ({item.source}) was not ready within {self.pdf_timeout:g} s. "
-                    "Fix: pass a longer pdf_timeout=."
-                )
-            yield Wait(min(interval, max(0.0, self.pdf_timeout - (now - start))))
-            interval = min(_POLL_MAX, interval * 1.5)
+        """Wait for the PDF by the core's one polling loop (``pdf_wait``, nothing downloaded:
+        0.5 s backing off to 5 s, on the client's clock, within ``pdf_timeout``); its errors
+        are said again naming the source and the loader's own knob."""
+        try:
+            result = yield Call("pdf_wait", (pdf_id,), {"outputs": (), "timeout": self.pdf_timeout})
+        except PollTimeoutError as exc:
+            raise self._timeout(exc, item) from None
+        except PdfError as exc:
+            if exc.source is not None:
+                raise
+            raise PdfError(
+                f"{exc.message} (source: {item.source})",
+                error_id=exc.error_id,
+                detail=exc.detail,
+                source=item.source,
+                body=exc.body,
+            ) from None
+        return dict(result.raw)
 
     # -- many PDFs: the Files API ------------------------------------------------------------
     def files_candidates(self, items: list[Item], ctx: _Context) -> list[int]:

@@ -715,3 +715,27 @@ def test_settings_and_options_are_checked_by_the_core_rules(
         [img, pdf], options={"include_line_data": True, "rm_spaces": True}, cache=False, **creds
     ).load()
     assert [d.metadata["kind"] for d in docs] == ["image", "pdf"]
+
+
+def test_a_slow_pdf_times_out_naming_the_source_and_the_loaders_knob(
+    creds: dict[str, Any], make_pdf: Any
+) -> None:
+    """The loader waits by the core's pdf_wait; its timeout is said in the loader's terms."""
+    from mathpix_nb.server import LocalServer
+
+    pdf = make_pdf("slow.pdf", ["a", "b", "c"])
+    with LocalServer(engine="echo", pdf_step_delay=5.0) as server:
+        loader = MathpixLoader(
+            pdf,
+            cache=False,
+            app_id=server.app_id,
+            app_key=server.app_key,
+            base_url=server.url,
+            pdf_timeout=0.3,
+            on_error="document",
+        )
+        docs = loader.load()
+    assert len(docs) == 1
+    meta = docs[0].metadata
+    assert meta["error_type"] == "PollTimeoutError"
+    assert str(pdf) in meta["error"] and "pdf_timeout=" in meta["error"]
