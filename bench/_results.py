@@ -57,7 +57,8 @@ def machine() -> dict[str, Any]:
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": _git("rev-parse", "--short=10", "HEAD"),
-        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        # local changes to what is measured (the package, the benches), not to the docs
+        "dirty": bool(_git("status", "--porcelain", "--", "mathpix_nb", "bench", "pyproject.toml")),
         "cores": os.cpu_count(),
         "affinity": affinity,
         "cpu": _cpu_model(),
