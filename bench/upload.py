@@ -386,12 +386,14 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     if args.no_ocr:
+        notes.append("OCR comparison: not measured in this run (--no-ocr)")
         save(None)
         return 0
     try:
         from mathpix_nb.server import LocalServer
     except ImportError:
         print("\n(OCR comparison skipped: pip install 'mathpix_nb[offline]')")
+        notes.append("OCR comparison: not measured in this run (no offline engine)")
         save(None)
         return 0
     print(
