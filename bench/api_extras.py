@@ -23,8 +23,10 @@ import asyncio
 import io
 import math
 import time
+from typing import Any
 
 import httpx
+from _results import column, machine, table, write
 from PIL import Image, ImageDraw
 
 from mathpix_nb import AsyncMathpix, Mathpix
@@ -48,12 +50,15 @@ def stroke(i: int, points: int = 24) -> list[tuple[float, float]]:
     ]
 
 
-def bench_batch(srv: LocalServer, images: int, cap: int, latency: float) -> None:
+def bench_batch(srv: LocalServer, images: int, cap: int, latency: float) -> list[dict[str, Any]]:
     urls = {f"k{i}": srv.host_file(png(i), f"{i}.png") for i in range(images)}
     floor = images * latency / cap
     print(f"v3/batch vs v3/text per URL: {images} images, {latency:g} s each, cap {cap}")
     print(f"{'path':<28}{'wall s':>9}{'x floor':>9}{'requests':>10}")
     print(f"{'floor':<28}{floor:>9.2f}{1.0:>9.2f}{'':>10}")
+    rows: list[dict[str, Any]] = [
+        {"path": "floor", "wall": floor, "x_floor": 1.0, "requests": None}
+    ]
 
     for label, interval in (("batch, polls every 0.1 s", 0.1), ("batch, the docs' waits", None)):
         before = len(srv.log)
@@ -64,6 +69,7 @@ def bench_batch(srv: LocalServer, images: int, cap: int, latency: float) -> None
         assert result.done and not result.errors
         sent = len(srv.log) - before
         print(f"{label:<28}{wall:>9.2f}{wall / floor:>9.2f}{sent:>10}")
+        rows.append({"path": label, "wall": wall, "x_floor": wall / floor, "requests": sent})
 
     async def per_url() -> float:
         gate = asyncio.Semaphore(cap)
@@ -81,12 +87,16 @@ def bench_batch(srv: LocalServer, images: int, cap: int, latency: float) -> None
     wall = asyncio.run(per_url())
     sent = len(srv.log) - before
     print(f"{f'text() x {images}, {cap} at once':<28}{wall:>9.2f}{wall / floor:>9.2f}{sent:>10}")
+    label = f"text() x {images}, {cap} at once"
+    rows.append({"path": label, "wall": wall, "x_floor": wall / floor, "requests": sent})
+    return rows
 
 
-def bench_ink(srv: LocalServer, count: int) -> None:
+def bench_ink(srv: LocalServer, count: int) -> list[dict[str, Any]]:
     drawing = [stroke(i) for i in range(count)]
     print(f"\nink: {count} strokes of 24 points, read after each stroke")
     print(f"{'path':<34}{'KB sent':>9}{'wall s':>9}{'sessions':>10}")
+    rows: list[dict[str, Any]] = []
     for name in ("session.add(new stroke)", "strokes(whole drawing)"):
         sent: list[int] = []
 
@@ -110,6 +120,8 @@ def bench_ink(srv: LocalServer, count: int) -> None:
         http.close()
         assert last.text.startswith(f"echo strokes:{count} ")
         print(f"{name:<34}{sum(sent) / 1024:>9.1f}{wall:>9.2f}{sessions:>10}")
+        rows.append({"path": name, "kb": sum(sent) / 1024, "wall": wall, "sessions": sessions})
+    return rows
 
 
 def main() -> None:
@@ -119,12 +131,44 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--strokes", type=int, default=40)
     args = parser.parse_args()
+    measured_on = machine()
     with LocalServer(
         engine="echo", latency_base=args.latency, max_concurrency=args.concurrency
     ) as srv:
-        bench_batch(srv, args.images, args.concurrency, args.latency)
+        batch = bench_batch(srv, args.images, args.concurrency, args.latency)
         srv.configure(latency_base=0.0)
-        bench_ink(srv, args.strokes)
+        ink = bench_ink(srv, args.strokes)
+    write(
+        "api_extras",
+        args=args,
+        setup=(
+            f"local server (echo engine), {args.latency:g} s per image, {args.concurrency} at "
+            f"once, {args.images} images; ink: {args.strokes} strokes of 24 points, no latency"
+        ),
+        tables=[
+            table(
+                f"v3/batch vs v3/text per URL ({args.images} images)",
+                [
+                    column("path", "path"),
+                    column("wall", "wall s", ".2f"),
+                    column("x_floor", "× floor", ".2f"),
+                    column("requests", "requests", "d"),
+                ],
+                batch,
+            ),
+            table(
+                f"Ink: {args.strokes} strokes, read after each stroke",
+                [
+                    column("path", "path"),
+                    column("kb", "KB sent", ",.1f"),
+                    column("wall", "wall s", ".2f"),
+                    column("sessions", "sessions", "d"),
+                ],
+                ink,
+            ),
+        ],
+        machine_info=measured_on,
+    )
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from _peers import make_corpus  # noqa: E402
+from _results import column, machine, table, target, write  # noqa: E402
 
 PEERS = HERE / "_peers.py"
 RUNNERS = ("gather_raw", "gather_prepared", "mpxpy", "ours")
@@ -442,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     out_path = args.out or HERE / "results" / ("bulk-quick.json" if args.quick else "bulk.json")
     cache = Path(tempfile.gettempdir()) / "mathpix_nb-bench-bulk-corpus-v1"
 
+    measured_on = machine()
     started = time.perf_counter()
     header = (
         f"bench/bulk.py {'--quick ' if args.quick else ''}python {sys.version.split()[0]}, "
@@ -495,23 +497,122 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(goal_lines))
     elapsed = time.perf_counter() - started
     print(f"\n(bench took {elapsed:.0f} s)")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(
-        json.dumps(
-            {
-                "header": header,
-                "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-                "runs": rows,
-                "scenarios": scenarios,
-                "memory": mem,
-                "targets": goal_lines,
-                "elapsed_s": elapsed,
-            },
-            indent=1,
-        )
+    write(
+        out_path.stem,
+        args=args,
+        setup=(
+            f"`mathpix-nb serve` in its own process (echo engine), latency "
+            f"{args.latency_base * 1000:.0f} ms + {args.latency_per_kb * 1000:.0f} ms/KB per "
+            f"image, caps {caps}; every runner in its own process"
+        ),
+        tables=result_tables(rows, scenarios, mem),
+        targets=[target(line.split(": ", 1)[1], line.startswith("- met")) for line in goal_lines],
+        data={
+            "header": header,
+            "runs": rows,
+            "scenarios": scenarios,
+            "memory": mem,
+            "elapsed_s": elapsed,
+        },
+        machine_info=measured_on,
+        out=out_path,
     )
     print(f"wrote {out_path}")
     return 0
+
+
+def result_tables(
+    rows: list[dict[str, Any]], scenarios: list[dict[str, Any]], mem: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """The tables printed above, as bench/results data (the docs render them)."""
+    ours = {(r["corpus"], r["cap"]): r for r in rows if r["runner"] == "ours"}
+    runs = []
+    for r in rows:
+        mine = ours.get((r["corpus"], r["cap"]))
+        runs.append(
+            {
+                **r,
+                "corpus": LABELS[r["corpus"]],
+                "runner": f"**{r['runner']}**" if r["runner"] == "ours" else r["runner"],
+                "x_ours": r["wall_s"] / mine["wall_s"] if mine else None,
+            }
+        )
+    tables = [
+        table(
+            "Runs",
+            [
+                column("corpus", "corpus"),
+                column("cap", "cap", "d"),
+                column("runner", "runner"),
+                column("n", "N", "d"),
+                column("ok", "ok", "d"),
+                column("wall_s", "wall s", ",.2f"),
+                column("floor_s", "floor s", ",.2f"),
+                column("x_floor", "× floor", ".2f"),
+                column("x_ours", "wall ÷ ours", ".2f"),
+                column("cpu_ms_per_image", "CPU ms/img", ",.1f"),
+                column("kb_up_per_image", "KB up/img", ",.1f"),
+                column("kb_down_per_image", "KB down/img", ",.1f"),
+                column("requests_per_image", "req/img", ".3f"),
+                column("poll_x_result", "poll ÷ results", ".2f"),
+                column("peak_rss_growth_mb", "peak RSS MB", ",.0f"),
+            ],
+            runs,
+        )
+    ]
+    if scenarios:
+        scen = []
+        for r in scenarios:
+            label = r["scenario"]
+            if "paid_before_kill" in r:
+                label += f" (killed when {r['paid_before_kill']} were paid)"
+            else:
+                label += f" ({r['distinct']} distinct)"
+            scen.append(
+                {
+                    **r,
+                    "label": label,
+                    "wall": r.get("rerun_wall_s", r.get("wall_s")),
+                    "ok_rows": r.get("rerun_ok", r.get("ok")),
+                }
+            )
+        tables.append(
+            table(
+                "Where a journal matters",
+                [
+                    column("label", "scenario"),
+                    column("runner", "runner"),
+                    column("n", "rows", "d"),
+                    column("paid_total", "paid requests", "d"),
+                    column("upload_mb_total", "MB uploaded", ".2f"),
+                    column("wall", "wall s (rerun)", ".2f"),
+                    column("ok_rows", "ok", "d"),
+                ],
+                scen,
+            )
+        )
+    if mem:
+        tables.append(
+            table(
+                "Memory (4x4 PNGs, echo engine, no latency, concurrency 16)",
+                [
+                    column("rows", "rows", ",d"),
+                    column("peak_growth_mb", "peak RSS growth MiB", ",.0f"),
+                    column("kb_per_row", "KB/row", ".2f"),
+                    column("result_kb_per_row", "result columns KB/row", ".2f"),
+                    column("wall_s", "wall s", ",.0f"),
+                    column("ok", "ok", ",d"),
+                ],
+                [
+                    {
+                        **mem,
+                        "kb_per_row": mem["bytes_per_row"] / 1000,
+                        "result_kb_per_row": mem["result_bytes_per_row"] / 1000,
+                    }
+                ],
+            )
+        )
+    return tables
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from typing import Any
 import dask.dataframe as dd
 import distributed
 import pandas as pd
+from _results import column, machine, table, write
 from PIL import Image
 
 from mathpix_nb.bulk import ocr_dask
@@ -111,6 +112,7 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     args = parser.parse_args()
+    measured_on = machine()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, workers in enumerate(args.workers):
@@ -132,6 +134,32 @@ def main() -> None:
             f"**{r['ratio']:.2f}** | {r['uploads']} | {r['req_per_image']:.2f} | {r['peak']} | "
             f"{r['refused']} |"
         )
+    write(
+        "dask_cluster",
+        args=args,
+        setup=(
+            f"cap {args.cap} concurrent, {args.latency * 1000:.0f} ms per image, "
+            f"{args.partitions} partitions, 2 threads per worker, one cluster-wide budget"
+        ),
+        tables=[
+            table(
+                "ocr_dask by worker count at one API cap",
+                [
+                    column("workers", "workers", "d"),
+                    column("images", "images", "d"),
+                    column("wall", "wall s", ".2f"),
+                    column("floor", "floor s", ".2f"),
+                    column("ratio", "× floor", ".2f"),
+                    column("uploads", "uploads", "d"),
+                    column("req_per_image", "requests/image", ".2f"),
+                    column("peak", "uploads in flight (peak)", "d"),
+                    column("refused", "429", "d"),
+                ],
+                rows,
+            )
+        ],
+        machine_info=measured_on,
+    )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _results import column, machine, table, write
 from PIL import Image
 
 from mathpix_nb import AsyncMathpix, Mathpix
@@ -97,6 +98,8 @@ def main() -> None:
     parser.add_argument("--cap", type=int, default=8, help="pages processed at once")
     parser.add_argument("--concurrency", type=int, default=16, help="v3/pdf calls at once")
     args = parser.parse_args()
+    measured_on = machine()
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "buckets"
         (root / "archive").mkdir(parents=True)
@@ -135,6 +138,37 @@ def main() -> None:
             print(
                 f"{label:<34}{wall:>9.2f}{wall / floor:>9.2f}{total / args.docs:>14.2f}  {detail}"
             )
+            rows.append(
+                {
+                    "path": label,
+                    "wall": wall,
+                    "x_floor": wall / floor,
+                    "per_doc": total / args.docs,
+                    "requests": detail,
+                }
+            )
+    write(
+        "files_api",
+        args=args,
+        setup=(
+            f"{args.docs} PDFs x {args.pages} pages, {args.latency * 1000:.0f} ms per page, "
+            f"{args.cap} pages at once, pdf_step_delay 0.05 s; floor {floor:.2f} s"
+        ),
+        tables=[
+            table(
+                "An archive through one job vs one v3/pdf call per document",
+                [
+                    column("path", "path"),
+                    column("wall", "wall s", ".2f"),
+                    column("x_floor", f"× floor ({floor:.2f} s)", ".2f"),
+                    column("per_doc", "requests / doc", ".2f"),
+                    column("requests", "requests"),
+                ],
+                rows,
+            )
+        ],
+        machine_info=measured_on,
+    )
 
 
 if __name__ == "__main__":

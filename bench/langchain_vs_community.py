@@ -25,6 +25,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from _results import column, machine, table, write
 from PIL import Image, ImageDraw, ImageFont
 
 from mathpix_nb.langchain import MathpixLoader
@@ -94,6 +95,7 @@ def main() -> int:
     parser.add_argument("--page-latency", type=float, default=0.0, help="server s per page")
     parser.add_argument("--step-delay", type=float, default=0.05, help="server pdf_step_delay")
     args = parser.parse_args()
+    measured_on = machine()
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     from langchain_community.document_loaders.pdf import MathpixPDFLoader
 
@@ -178,6 +180,45 @@ def main() -> int:
             sample = {k: v for k, v in r["docs"][0].metadata.items()}
             print(f"   sample    : {sample}")
         print()
+    write(
+        "langchain_vs_community",
+        args=args,
+        setup=(
+            f"a {args.pages}-page PDF, engine {args.engine}, {args.page_latency} s per page, "
+            f"pdf_step_delay {args.step_delay} s, one LocalServer over loopback HTTP"
+        ),
+        tables=[
+            table(
+                "Time to the first Document",
+                [
+                    column("label", "loader"),
+                    column("first", "first Document s", ".3f"),
+                    column("wall", "wall s", ".3f"),
+                    column("x_community", "× community (md)", ".3f"),
+                    column("requests", "requests", "d"),
+                    column("documents", "Documents", "d"),
+                    column("error", "error"),
+                ],
+                [
+                    {
+                        "label": r["label"],
+                        "first": r["first"],
+                        "wall": r["wall"],
+                        "x_community": r["wall"] / base if base > 0 else None,
+                        "requests": len(r["records"]),
+                        "documents": len(r["docs"]),
+                        "error": r["error"],
+                    }
+                    for r in results
+                ],
+            )
+        ],
+        data=[
+            {"label": r["label"], "metadata_keys": r["keys"], "requests": summarise(r["records"])}
+            for r in results
+        ],
+        machine_info=measured_on,
+    )
     return 0
 
 

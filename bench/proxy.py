@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _results import column, machine, table, target, write
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -134,6 +135,9 @@ def main() -> None:
     parser.add_argument("--concurrent", type=int, default=200)
     parser.add_argument("--per-caller", type=int, default=10)
     args = parser.parse_args()
+    measured_on = machine()
+    latency_rows: list[dict[str, Any]] = []
+    throughput_rows: list[dict[str, Any]] = []
     env = {k: v for k, v in os.environ.items() if not k.startswith("MATHPIX_")}
     env["PYTHONPATH"] = str(REPO)
     png = _png()
@@ -185,6 +189,17 @@ def main() -> None:
                 f"{label:<22}{d50:>12.2f}{d99:>9.2f}{p50:>12.2f}{p99:>9.2f}"
                 f"{p50 - d50:>15.2f}{p99 - d99:>9.2f}"
             )
+            latency_rows.append(
+                {
+                    "request": label,
+                    "direct_p50": d50,
+                    "direct_p99": d99,
+                    "proxy_p50": p50,
+                    "proxy_p99": p99,
+                    "overhead_p50": p50 - d50,
+                    "overhead_p99": p99 - d99,
+                }
+            )
         n = args.concurrent
         print(f"\nthroughput: {n} concurrent callers x {args.per_caller} POST v3/text each")
         for label, url, headers in (
@@ -196,6 +211,51 @@ def main() -> None:
                 f"  {label:<18} {rate:8.0f} req/s   p50 {statistics.median(lat):7.1f} ms"
                 f"   p99 {_pct(lat, 0.99):7.1f} ms"
             )
+            throughput_rows.append(
+                {"path": label, "rate": rate, "p50": statistics.median(lat), "p99": _pct(lat, 0.99)}
+            )
+        ms = "{:.2f}"
+        write(
+            "proxy",
+            args=args,
+            setup=(
+                f"loopback, echo engine, no latency; {args.requests} sequential requests per "
+                f"row; throughput: {n} callers x {args.per_caller} POST v3/text"
+            ),
+            tables=[
+                table(
+                    "Per request, one at a time (ms)",
+                    [
+                        column("request", "request"),
+                        column("direct_p50", "direct p50", ".2f"),
+                        column("direct_p99", "direct p99", ".2f"),
+                        column("proxy_p50", "proxy p50", ".2f"),
+                        column("proxy_p99", "proxy p99", ".2f"),
+                        column("overhead_p50", "overhead p50", ".2f"),
+                        column("overhead_p99", "overhead p99", ".2f"),
+                    ],
+                    latency_rows,
+                ),
+                table(
+                    f"Throughput, {n} concurrent callers",
+                    [
+                        column("path", "path"),
+                        column("rate", "req/s", ",.0f"),
+                        column("p50", "p50 ms", ".1f"),
+                        column("p99", "p99 ms", ".1f"),
+                    ],
+                    throughput_rows,
+                ),
+            ],
+            targets=[
+                target(
+                    f"{r['request']}: proxy overhead p50 {ms.format(r['overhead_p50'])} ms (≤ 5)",
+                    r["overhead_p50"] <= 5,
+                )
+                for r in latency_rows
+            ],
+            machine_info=measured_on,
+        )
     finally:
         svc.terminate()
         svc.wait(timeout=10)

@@ -42,6 +42,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from _results import column, machine, table, write
 from PIL import Image, ImageDraw, ImageFont
 
 from mathpix_nb._mmd import unbalanced
@@ -469,6 +470,7 @@ def main() -> int:
     parser.add_argument("--chunk-sizes", default="80,150,300", help="comma-separated")
     parser.add_argument("--no-mmd", action="store_true", help="skip the simulated MMD rows")
     args = parser.parse_args()
+    measured_on = machine()
     warnings.filterwarnings("ignore")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from langchain_community.document_loaders import PyPDFLoader
@@ -509,6 +511,7 @@ def main() -> int:
     )
     head = f"{'pipeline':<72} {'size':>4} {'hit@1':>5} {'hit@3':>5} {'chunks':>6} {'cut':>4}"
     print(f"{head} {'read s':>6}")
+    rows: list[dict[str, Any]] = []
     for size in sizes:
         splitters = {
             "MathpixMarkdownSplitter": MathpixMarkdownSplitter(chunk_size=size, chunk_overlap=0),
@@ -525,7 +528,43 @@ def main() -> int:
                 cut = sum(unbalanced(c.page_content) is not None for c in chunks)
                 row = f"{label} + {name}"
                 print(f"{row:<72} {size:>4} {at1:>5.2f} {at3:>5.2f} {n:>6} {cut:>4} {read:>6.2f}")
+                rows.append(
+                    {
+                        "pipeline": row,
+                        "size": size,
+                        "hit1": at1,
+                        "hit3": at3,
+                        "chunks": n,
+                        "cut": cut,
+                        "read": read,
+                    }
+                )
         print()
+    write(
+        "rag_retrieval",
+        args=args,
+        setup=(
+            f"{len(DOCS)} scanned PDFs x {len(next(iter(DOCS.values())))} pages, "
+            f"{len(QUESTIONS)} questions with known answer pages, all-MiniLM-L6-v2 (CPU), "
+            "chunk overlap 0; cut = chunks holding an unbalanced math delimiter or environment"
+        ),
+        tables=[
+            table(
+                "Retrieval hit rate on scanned math PDFs",
+                [
+                    column("pipeline", "pipeline"),
+                    column("size", "chunk size", "d"),
+                    column("hit1", "hit@1", ".2f"),
+                    column("hit3", "hit@3", ".2f"),
+                    column("chunks", "chunks", "d"),
+                    column("cut", "cut", "d"),
+                    column("read", "read s", ".2f"),
+                ],
+                rows,
+            )
+        ],
+        machine_info=measured_on,
+    )
     return 0
 
 

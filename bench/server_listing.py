@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from _results import column, machine, table, write
 
 from mathpix_nb.server import LocalServer
 from mathpix_nb.server._store import StoredResult, iso
@@ -112,6 +113,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--repeat", type=int, default=60, help="polls per query (median)")
     args = parser.parse_args()
+    measured_on = machine()
     results = {n: run(n, args.repeat) for n in args.sizes}
     names = list(next(iter(results.values())))
     first, last = args.sizes[0], args.sizes[-1]
@@ -122,6 +124,30 @@ def main() -> None:
         cells = "".join(f"{results[n][name] * 1000:>12.2f}" for n in args.sizes)
         ratio = results[last][name] / results[first][name]
         print(f"{name:<22}{cells}{ratio:>13.2f}x")
+    rows = [
+        {
+            "query": name,
+            **{f"n{n}": results[n][name] * 1000 for n in args.sizes},
+            "ratio": results[last][name] / results[first][name],
+        }
+        for name in names
+    ]
+    write(
+        "server_listing",
+        args=args,
+        setup=f"median ms over {args.repeat} polls of `GET v3/ocr-results`, loopback HTTP",
+        tables=[
+            table(
+                "Poll cost by store size (median ms)",
+                [column("query", "query")]
+                + [column(f"n{n}", f"N={n:,}", ".2f") for n in args.sizes]
+                + [column("ratio", f"{last // first}x rows", ".2f")],
+                rows,
+            )
+        ],
+        data={str(n): {k: v * 1000 for k, v in r.items()} for n, r in results.items()},
+        machine_info=measured_on,
+    )
 
 
 if __name__ == "__main__":
