@@ -24,10 +24,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
-import platform
-import subprocess
 import tempfile
 import time
 import warnings
@@ -35,13 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from _results import column, table, target, write
 from PIL import Image
 
 from mathpix_nb import Mathpix
 from mathpix_nb.bulk import ocr_frame
 from mathpix_nb.server import LocalServer
-
-RESULTS = Path(__file__).with_name("results") / "recovery.json"
 
 
 def write_images(folder: Path, n: int) -> list[str]:
@@ -114,16 +110,6 @@ def scenario(name: str, paths: list[str], folder: Path) -> dict[str, Any]:
     }
 
 
-def _commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=1000)
@@ -146,20 +132,38 @@ def main() -> None:
                 f"= {row['rerun_over_first']}x the first run; missing {row['rows_missing_after_rerun']}"
             )
     if not args.no_write:
-        RESULTS.parent.mkdir(exist_ok=True)
-        RESULTS.write_text(
-            json.dumps(
-                {
-                    "bench": "recovery",
-                    "date": time.strftime("%Y-%m-%d"),
-                    "commit": _commit(),
-                    "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
-                    "targets": {"re_paid": 0, "listing_reads_per_100_rows": 1.0},
-                    "rows": rows,
-                },
-                indent=2,
-            )
-            + "\n"
+        cols = [
+            column("scenario", "journal before the rerun"),
+            column("rows", "rows", "d"),
+            column("accepted_before", "accepted before", "d"),
+            column("re_paid", "re-paid", "d"),
+            column("new_uploads", "uploads of the rerun", "d"),
+            column("listing_reads", "listing requests", "d"),
+            column("listing_reads_per_100_rows", "listing requests / 100 rows", ".2f"),
+            column("poll_reads", "polls", "d"),
+            column("rerun_wall_s", "rerun wall (s)", ".2f"),
+            column("rows_missing_after_rerun", "rows missing", "d"),
+        ]
+        write(
+            "recovery",
+            args=args,
+            setup=(
+                f"{args.images} distinct images, local echo server with 0.2 s async delay, "
+                "concurrency 16, per_page 1000; a fresh server per scenario"
+            ),
+            tables=[table("A rerun when the journal is gone", cols, rows)],
+            targets=[
+                target(
+                    "0 accepted images paid again, in every scenario",
+                    all(r["re_paid"] == 0 for r in rows),
+                ),
+                target(
+                    "at most 1 listing request per 100 rows",
+                    all(r["listing_reads_per_100_rows"] <= 1.0 for r in rows),
+                ),
+                target("no row missing", all(r["rows_missing_after_rerun"] == 0 for r in rows)),
+            ],
+            data=rows,
         )
 
 
