@@ -34,7 +34,7 @@ RESULTS = HERE / "results"
 def _git(*args: str) -> str:
     try:
         out = subprocess.run(
-            ["git", *args], cwd=HERE, capture_output=True, text=True, timeout=10, check=True
+            ["git", *args], cwd=HERE.parent, capture_output=True, text=True, timeout=10, check=True
         )
     except (OSError, subprocess.SubprocessError):
         return ""
