@@ -60,6 +60,7 @@ from ._options import (
     StrokesOptions,
     TextOptions,
 )
+from ._protocol import PdfStatusHook
 from ._retry import RetryPolicy
 from ._strokes import AsyncStrokesSession, StrokesError, StrokesInput, StrokesSession
 from ._types import Crop, DocumentInput, ImageInput
@@ -169,6 +170,7 @@ __all__ = [
     "PdfOptions",
     "PdfResult",
     "PdfResultsFilters",
+    "PdfStatusHook",
     "PollTimeoutError",
     "PreparedImage",
     "QuotaExceededError",
