@@ -429,6 +429,14 @@ def remote_job(item: Mapping[str, Any]) -> RemoteJob | None:
 SYNC_MARGIN = 3600.0
 
 
+class Listing(NamedTuple):
+    """What :func:`list_dataset` read: our jobs, and the page size the server really gives
+    when it is smaller than the ``per_page`` asked for (None: not seen)."""
+
+    jobs: int
+    page_cap: int | None
+
+
 async def list_dataset(
     api: _api.Api,
     tag: str,
@@ -436,22 +444,33 @@ async def list_dataset(
     per_page: int,
     since: float | None = None,
     on_jobs: Callable[[list[RemoteJob]], None],
-) -> int:
+) -> Listing:
     """Read every job tagged ``tag`` from v3/ocr-results (received after ``since`` minus
-    :data:`SYNC_MARGIN`, local clock), page by page into ``on_jobs``; the number of jobs."""
-    count = [0]
+    :data:`SYNC_MARGIN`, local clock), page by page into ``on_jobs``.
 
-    def on_page(items: list[dict[str, Any]]) -> bool:
-        jobs = [j for j in map(remote_job, items) if j is not None]
-        count[0] += len(jobs)
-        on_jobs(jobs)
-        return False
-
+    A page shorter than ``per_page`` ends the listing only once it is also shorter than the
+    longest page seen: a server that cuts ``per_page`` to a smaller maximum without saying so
+    (undocumented either way) costs one request more, instead of jobs never read back and
+    paid for again."""
     from_date = _iso_floor(since - SYNC_MARGIN) if since is not None else None
-    await api.results(
-        [tag], per_page=per_page, include_null=True, from_date=from_date, on_page=on_page
-    )
-    return count[0]
+    count, longest, page = 0, 0, 1
+    cap: int | None = None
+    while True:
+        items = await api.results_page(
+            [tag], page=page, per_page=per_page, include_null=True, from_date=from_date
+        )
+        jobs = [j for j in map(remote_job, items) if j is not None]
+        count += len(jobs)
+        on_jobs(jobs)
+        if not items or len(items) < longest:
+            break
+        if page > 1 and longest < per_page and len(items) == longest:
+            cap = longest  # full pages shorter than asked: the server's own maximum
+        longest = max(longest, len(items))
+        if len(items) < per_page and page > 1 and cap is None:
+            break
+        page += 1
+    return Listing(count, cap)
 
 
 class BulkRun:
@@ -829,7 +848,7 @@ class BulkRun:
                 self.journal.remember(jobs, base_url=self.base_url)
 
             try:
-                n = await list_dataset(
+                listing = await list_dataset(
                     self.api, self.ds_tag, per_page=self.cfg.per_page, since=since, on_jobs=keep
                 )
             except _api.Retryable as exc:
@@ -846,8 +865,17 @@ class BulkRun:
                 log.warning("listing dataset %s failed (%s)", self.ds_tag, exc)
             else:
                 self._answered()
-                self.summary.listed += n
+                self.summary.listed += listing.jobs
                 self.journal.mark_synced(self.ds_tag, base_url=self.base_url, until=started)
+                if listing.page_cap is not None:
+                    log.warning(
+                        "v3/ocr-results gives at most %d items a page (per_page=%d was asked); "
+                        "polling with per_page=%d",
+                        listing.page_cap,
+                        self.cfg.per_page,
+                        listing.page_cap,
+                    )
+                    self.cfg = dataclasses.replace(self.cfg, per_page=listing.page_cap)
             self.synced = True
 
     async def _recover(self, job: _Job) -> bool:

@@ -58,6 +58,8 @@ Open questions of the reference, and what this server does (option, default firs
     * Immediate body of ``async: true``: ``{"request_id": ...}`` only (HTTP 200).
     * ``ocr-results`` ordering: ``results_order="newest"`` (as the docs' example); or
       ``"oldest"``. ``page`` >= 1, ``per_page`` 1..1000 (default 1 / 100); no total field.
+      ``results_page_cap=N`` cuts a larger ``per_page`` to N without saying so (whether the
+      real API caps below 1000, and how, is not documented).
     * ``include_null_results``: rows whose ``result`` is still null (async requests being
       processed, or not yet visible because of ``async_delay``) are listed only with
       ``include_null_results=true``. Failed requests are stored with their error body as

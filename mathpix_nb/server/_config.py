@@ -104,6 +104,7 @@ class ServerConfig:
     token_max_expires: float = 43200
     token_expires_format: TokenExpiresFormat = "ms"
     results_order: ResultsOrder = "newest"
+    results_page_cap: int | None = None  # per_page above it is cut to it, silently
     batch_id_type: Literal["int", "str"] = "int"
     pdf_step_delay: float = 0.05
     pdf_not_ready_status: Literal[404, 202] = 404
@@ -149,6 +150,7 @@ class ServerConfig:
             "rate_limit_per_minute",
             "monthly_quota",
             "monthly_page_quota",
+            "results_page_cap",
         ):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):

@@ -130,6 +130,9 @@ async def handle_ocr_results(state: ServerState, call: Call) -> Reply:
     if isinstance(listing, Reply):
         return listing
     page, per_page, lo, hi = listing
+    cap = state.config.results_page_cap
+    if cap is not None:
+        per_page = min(per_page, cap)
     wanted: dict[str, bool] = {}
     for name in (*BOOL_FILTERS, "include_null_results"):
         if params.get(name) not in (None, ""):

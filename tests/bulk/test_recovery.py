@@ -207,3 +207,24 @@ def test_the_cache_keeps_only_what_the_journal_lacks(make_images, tmp_path: Path
 
 def _keys(journal: Journal) -> list[str]:
     return [row[0] for row in journal.raw_rows()]
+
+
+def test_a_server_that_cuts_per_page_silently_still_loses_no_job(
+    make_images, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whether Mathpix caps per_page below 1000 is not documented: a listing that stopped at
+    the first short page would miss every job past it and pay for them again."""
+    paths = make_images(120)
+    journal = tmp_path / "j.sqlite3"
+    with LocalServer(engine="echo", results_page_cap=50) as server:
+        _run(server, paths, journal=journal, per_page=50, concurrency=16)
+        _delete(journal)
+        before = len(server.log)
+        with caplog.at_level("WARNING", logger="mathpix_nb.bulk"):
+            again = _run(server, paths, journal=journal)  # asks for 1000 a page
+        listings = [r for r in server.log[before:] if r.endpoint == "/v3/ocr-results"]
+        assert _posts(server) == 120
+    _texts_match(again, paths)
+    assert again.attrs["mathpix_summary"]["recovered"] == 120
+    assert len(listings) == 3  # 50 + 50 + 20
+    assert "at most 50 items a page" in caplog.text
