@@ -19,6 +19,7 @@ every failure into what it must do next:
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -42,6 +43,8 @@ from .._images import ImagePrep
 from .._transport import ShardedAsyncTransport
 
 __all__ = ["Api", "Failed", "Retryable", "Unknown", "client_for_run"]
+
+log = logging.getLogger("mathpix_nb.bulk")
 
 
 class Retryable(Exception):
@@ -138,6 +141,9 @@ class Api:
         self._lock = threading.Lock()
         self.requests = 0
         self.retries = 0
+        #: v3/ocr-results' own page maximum, when it proved smaller than a per_page asked for
+        self.page_cap: int | None = None
+        self.longest = 0  # the longest v3/ocr-results page seen
         self._remove = client.add_observer(self._observe)
 
     def _observe(self, event: Event) -> None:
@@ -231,24 +237,48 @@ class Api:
         to_date: str | None = None,
         on_page: Callable[[list[dict[str, Any]]], bool] | None = None,
     ) -> list[dict[str, Any]]:
-        """Items carrying all ``tags``, page after page until a short page (or until
-        ``on_page(items)`` returns True: the caller has all it needs)."""
+        """Items carrying all ``tags``, page after page until the last page (or until
+        ``on_page(items)`` returns True: the caller has all it needs).
+
+        The last page is one shorter than ``per_page`` and shorter than the longest page this
+        run has seen. A page as long as the longest seen may be a server's own silent maximum
+        (Mathpix documents none either way): the next page is asked for, and if it holds
+        items that maximum is learned (:attr:`page_cap`) and asked for from then on. The cost
+        is one request at most while nothing is known; the alternative is results never read
+        and images paid for twice."""
         out: list[dict[str, Any]] = []
-        page = 1
+        page, maybe_cap = 1, 0
         while True:
+            size = min(per_page, self.page_cap) if self.page_cap else per_page
             items = await self.results_page(
                 tags,
                 page=page,
-                per_page=per_page,
+                per_page=size,
                 include_null=include_null,
                 from_date=from_date,
                 to_date=to_date,
             )
+            n = len(items)
+            if n and maybe_cap and self.page_cap is None:
+                self.page_cap = maybe_cap  # the page before was full after all
+                log.warning(
+                    "v3/ocr-results gives at most %d items a page (per_page=%d was asked); "
+                    "asking for %d from now on",
+                    maybe_cap,
+                    per_page,
+                    maybe_cap,
+                )
+            maybe_cap = 0
             if on_page is not None:
-                if on_page(items) or len(items) < per_page:
+                if on_page(items):
+                    self.longest = max(self.longest, n)
                     return out
             else:
                 out.extend(items)
-                if len(items) < per_page:
+            if n < size:
+                if n == 0 or n < self.longest or (self.page_cap and n < self.page_cap):
+                    self.longest = max(self.longest, n)
                     return out
+                maybe_cap = n  # as long as any page seen: maybe the server's maximum
+            self.longest = max(self.longest, n)
             page += 1

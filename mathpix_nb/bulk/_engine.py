@@ -448,29 +448,22 @@ async def list_dataset(
     """Read every job tagged ``tag`` from v3/ocr-results (received after ``since`` minus
     :data:`SYNC_MARGIN`, local clock), page by page into ``on_jobs``.
 
-    A page shorter than ``per_page`` ends the listing only once it is also shorter than the
-    longest page seen: a server that cuts ``per_page`` to a smaller maximum without saying so
-    (undocumented either way) costs one request more, instead of jobs never read back and
-    paid for again."""
+    Paged by :meth:`Api.results`, which survives a server that cuts ``per_page`` to a smaller
+    maximum without saying so (undocumented either way)."""
     from_date = _iso_floor(since - SYNC_MARGIN) if since is not None else None
-    count, longest, page = 0, 0, 1
-    cap: int | None = None
-    while True:
-        items = await api.results_page(
-            [tag], page=page, per_page=per_page, include_null=True, from_date=from_date
-        )
+    count = 0
+
+    def on_page(items: list[dict[str, Any]]) -> bool:
+        nonlocal count
         jobs = [j for j in map(remote_job, items) if j is not None]
         count += len(jobs)
         on_jobs(jobs)
-        if not items or len(items) < longest:
-            break
-        if page > 1 and longest < per_page and len(items) == longest:
-            cap = longest  # full pages shorter than asked: the server's own maximum
-        longest = max(longest, len(items))
-        if len(items) < per_page and page > 1 and cap is None:
-            break
-        page += 1
-    return Listing(count, cap)
+        return False
+
+    await api.results(
+        [tag], per_page=per_page, include_null=True, from_date=from_date, on_page=on_page
+    )
+    return Listing(count, api.page_cap)
 
 
 class BulkRun:
@@ -867,15 +860,6 @@ class BulkRun:
                 self._answered()
                 self.summary.listed += listing.jobs
                 self.journal.mark_synced(self.ds_tag, base_url=self.base_url, until=started)
-                if listing.page_cap is not None:
-                    log.warning(
-                        "v3/ocr-results gives at most %d items a page (per_page=%d was asked); "
-                        "polling with per_page=%d",
-                        listing.page_cap,
-                        self.cfg.per_page,
-                        listing.page_cap,
-                    )
-                    self.cfg = dataclasses.replace(self.cfg, per_page=listing.page_cap)
             self.synced = True
 
     async def _recover(self, job: _Job) -> bool:

@@ -228,3 +228,27 @@ def test_a_server_that_cuts_per_page_silently_still_loses_no_job(
     assert again.attrs["mathpix_summary"]["recovered"] == 120
     assert len(listings) == 3  # 50 + 50 + 20
     assert "at most 50 items a page" in caplog.text
+
+
+def test_polls_on_a_server_that_cuts_per_page_read_every_result(
+    make_images, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing listed before (a fresh dataset, or recover=False): the polls themselves must
+    notice a page cut short by the server, or results past it are never read and the run
+    waits for them until its deadline."""
+    paths = make_images(120)
+    with LocalServer(engine="echo", results_page_cap=50) as server:
+        with caplog.at_level("WARNING", logger="mathpix_nb.bulk"):
+            out = _run(
+                server,
+                paths,
+                journal=tmp_path / "j.sqlite3",
+                recover=False,
+                timeout=20.0,
+                poll_interval=0.5,  # every job is done at the first poll: 120 > one page
+            )
+        assert _posts(server) == 120
+        polls = _reads(server)
+    _texts_match(out, paths)
+    assert "at most 50 items a page" in caplog.text
+    assert polls <= 12, polls
