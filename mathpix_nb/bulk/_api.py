@@ -22,7 +22,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import anyio.to_thread
@@ -42,7 +42,7 @@ from .._exceptions import (
 from .._images import ImagePrep
 from .._transport import ShardedAsyncTransport
 
-__all__ = ["Api", "Failed", "Retryable", "Unknown", "client_for_run"]
+__all__ = ["Api", "Failed", "PageVerdict", "Retryable", "Unknown", "client_for_run"]
 
 log = logging.getLogger("mathpix_nb.bulk")
 
@@ -81,6 +81,11 @@ class Failed(Exception):
 
 
 AnyClient = Mathpix | AsyncMathpix
+
+#: what a caller of :meth:`Api.results` makes of a page: ``"done"`` (it has all it needs),
+#: ``"moved"`` (something new was there: a short page ends this read, the next read starts
+#: past it) or ``"more"`` (nothing tells that a short page was complete)
+PageVerdict = Literal["done", "moved", "more"]
 
 
 def client_for_run(client: Any, *, connections: int) -> tuple[AnyClient, httpx.AsyncClient | None]:
@@ -235,17 +240,18 @@ class Api:
         include_null: bool = False,
         from_date: str | None = None,
         to_date: str | None = None,
-        on_page: Callable[[list[dict[str, Any]]], bool] | None = None,
+        on_page: Callable[[list[dict[str, Any]]], PageVerdict] | None = None,
     ) -> list[dict[str, Any]]:
         """Items carrying all ``tags``, page after page until the last page (or until
-        ``on_page(items)`` returns True: the caller has all it needs).
+        ``on_page(items)`` says ``"done"``: the caller has all it needs).
 
-        The last page is one shorter than ``per_page`` and shorter than the longest page this
-        run has seen. A page as long as the longest seen may be a server's own silent maximum
-        (Mathpix documents none either way): the next page is asked for, and if it holds
-        items that maximum is learned (:attr:`page_cap`) and asked for from then on. The cost
-        is one request at most while nothing is known; the alternative is results never read
-        and images paid for twice."""
+        A page shorter than ``per_page`` is the last one when it is also shorter than the
+        longest page this run has seen, or when ``on_page`` says ``"moved"`` (it held
+        something new, so the caller's next read starts past it). Otherwise it may be cut by
+        a server's own silent maximum (Mathpix documents none either way): the next page is
+        asked for, and if that holds items the maximum is learned (:attr:`page_cap`) and asked
+        for from then on. That costs a request now and then while nothing is known; the
+        alternative is results never read and images paid for twice."""
         out: list[dict[str, Any]] = []
         page, maybe_cap = 1, 0
         while True:
@@ -269,16 +275,16 @@ class Api:
                     maybe_cap,
                 )
             maybe_cap = 0
+            verdict: PageVerdict = "more"
             if on_page is not None:
-                if on_page(items):
-                    self.longest = max(self.longest, n)
-                    return out
+                verdict = on_page(items)
             else:
                 out.extend(items)
-            if n < size:
-                if n == 0 or n < self.longest or (self.page_cap and n < self.page_cap):
-                    self.longest = max(self.longest, n)
+            longest, self.longest = self.longest, max(self.longest, n)
+            if verdict == "done":
+                return out
+            if n < (self.page_cap or size):  # short (a learned cap is a full page)
+                if n == 0 or n < longest or verdict == "moved" or self.page_cap is not None:
                     return out
                 maybe_cap = n  # as long as any page seen: maybe the server's maximum
-            self.longest = max(self.longest, n)
             page += 1

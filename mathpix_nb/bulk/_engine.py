@@ -48,7 +48,7 @@ import anyio.to_thread
 
 from .._exceptions import ImageError
 from .._image_io import read_file
-from .._images import ImagePrep
+from .._images import ImagePrep, PreparedImage, prep_threads, prepare_image
 from .._journal import Journal, JournalEntry, RemoteJob, process_alive
 from .._options import OptionError
 from .._protocol import prep_option
@@ -453,12 +453,12 @@ async def list_dataset(
     from_date = _iso_floor(since - SYNC_MARGIN) if since is not None else None
     count = 0
 
-    def on_page(items: list[dict[str, Any]]) -> bool:
+    def on_page(items: list[dict[str, Any]]) -> _api.PageVerdict:
         nonlocal count
         jobs = [j for j in map(remote_job, items) if j is not None]
         count += len(jobs)
         on_jobs(jobs)
-        return False
+        return "more"
 
     await api.results(
         [tag], per_page=per_page, include_null=True, from_date=from_date, on_page=on_page
@@ -508,6 +508,8 @@ class BulkRun:
         self.sent_in_batch = 0
         self.batch_no = 0
         self.producing = True
+        self._first_sent: float | None = None  # when this run's first upload started
+        self._polled = 0  # results the polls have collected
         self.fatal: str | None = None
         self.unreachable = 0  # unreachable-server outcomes since the last answer
         # bounds of (server clock - our monotonic clock), from finished jobs (see _Group)
@@ -520,6 +522,8 @@ class BulkRun:
         self.summary.mode = "async" if self.async_mode else "sync"
         self._wake = anyio.Event()
         self._rng = random.Random()
+        # image preparation is CPU work: one thread per core, ahead of (not inside) the upload
+        self._prep_threads = anyio.CapacityLimiter(prep_threads())
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -910,11 +914,35 @@ class BulkRun:
             return buf
         return payload
 
+    async def _prepared(self, job: _Job, image: Any) -> PreparedImage | None:
+        """``image`` made ready to upload (the core's :func:`prepare_image`, in a thread per
+        core), once for every attempt; None if it cannot be (the row's error is set).
+
+        Done here rather than inside the upload call so that the CPU work neither holds an
+        upload slot nor counts as time in flight: ``sent_at`` then brackets the request
+        itself, which keeps the polls' date windows tight."""
+        prep = self.prep
+        assert prep is not None
+        try:
+            return await anyio.to_thread.run_sync(
+                lambda: prepare_image(image, crop=self.crop, prep=prep),
+                limiter=self._prep_threads,
+            )
+        except ImageError as exc:
+            self._fail(job, "image_unreadable", str(exc))
+            return None
+
     async def _send(self, job: _Job, payload: Any) -> None:
-        """Claim and submit one job (the client prepares it), retrying transient failures."""
+        """Claim and submit one job, retrying transient failures."""
         image = self._image(job, payload)
         prepare: ImagePrep | bool = self.prep if self.prep is not None else False
+        crop = self.crop
         del payload
+        if self.prep is not None and job.kind != "url":
+            image = await self._prepared(job, image)
+            if image is None:
+                return
+            prepare, crop = False, None  # cropped and prepared already
         while True:
             if self.fatal:
                 self._stop_run(job)
@@ -944,14 +972,16 @@ class BulkRun:
             if isinstance(image, io.BytesIO):
                 image.seek(0)
             job.sent_at = time.monotonic()
+            if self._first_sent is None:
+                self._first_sent = job.sent_at
             try:
                 if self.async_mode:
                     rid = await self.api.submit(
-                        image, tags=tags, options=self.options, crop=self.crop, prepare=prepare
+                        image, tags=tags, options=self.options, crop=crop, prepare=prepare
                     )
                 else:
                     body = await self.api.text(
-                        image, options=self.options, crop=self.crop, prepare=prepare
+                        image, options=self.options, crop=crop, prepare=prepare
                     )
             except _api.Unknown as exc:
                 self._answered()
@@ -1079,10 +1109,22 @@ class BulkRun:
                 return
             self._wake = anyio.Event()
             if self.pending or self.foreign:
-                await anyio.sleep(self._capped(self.cfg.poll_interval))
+                await anyio.sleep(self._capped(self._poll_wait()))
             else:
                 with anyio.move_on_after(self._capped(self.cfg.poll_interval)):
                     await self._wake.wait()
+
+    def _poll_wait(self) -> float:
+        """Seconds to the next poll: ``poll_interval`` while rows are still being sent; after
+        that, the time the waiting jobs should take at the rate results have come in so far
+        (never under a tenth of ``poll_interval``, 50 ms at least), so that the run's last
+        results are not read up to a whole interval late."""
+        every = self.cfg.poll_interval
+        if self.producing or not self._polled or self._first_sent is None:
+            return every
+        waiting = sum(len(group.waiting) for group in self.pending.values())
+        rate = self._polled / max(time.monotonic() - self._first_sent, 1e-3)
+        return max(min(every, max(0.05, every / 10)), min(every, waiting / rate))
 
     async def _poll_once(self) -> None:
         for key in list(self.pending):
@@ -1098,7 +1140,8 @@ class BulkRun:
 
             def on_page(
                 items: list[dict[str, Any]], group: _Group = group, found: list[int] = found
-            ) -> bool:
+            ) -> _api.PageVerdict:
+                before = found[0]
                 for item in items:
                     rid = _item_request_id(item)
                     body = item.get("result")
@@ -1106,6 +1149,7 @@ class BulkRun:
                     if job is not None and isinstance(body, Mapping):
                         del group.waiting[rid]  # type: ignore[arg-type]
                         found[0] += 1
+                        self._polled += 1
                         received = _received_at(item)
                         if received is not None and job.returned_at < math.inf:
                             bound = received - job.returned_at
@@ -1115,7 +1159,9 @@ class BulkRun:
                             if self.offset_high is None or top < self.offset_high:
                                 self.offset_high = top
                         self._complete(job, body)
-                return not group.waiting
+                if not group.waiting:
+                    return "done"
+                return "moved" if found[0] > before else "more"
 
             try:
                 for since, until in group.windows(self.offset, self.offset_high):
