@@ -25,6 +25,7 @@ token auth, ``improve_mathpix=False``) jobs go through synchronous v3/text concu
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import hashlib
 import io
@@ -335,26 +336,34 @@ class _Group:
     that makes no progress for ``_FULL_EVERY`` polls is polled in full once (a server clock
     that stepped back cannot hide a result for good)."""
 
-    __slots__ = ("idle", "waiting")
+    __slots__ = ("collected", "idle", "waiting")
 
     def __init__(self) -> None:
         self.waiting: dict[str, _Job] = {}
         self.idle = 0  # polls in a row that finished nothing here
+        self.collected: list[float] = []  # receipt times (server clock) of jobs read back
 
-    def windows(self, low: float | None, high: float | None) -> list[tuple[str | None, str | None]]:
-        """``(from_date, to_date)`` ranges holding every waiting job's receipt time.
+    def windows(
+        self, low: float | None, high: float | None, *, due: float = math.inf
+    ) -> list[tuple[str | None, str | None]]:
+        """``(from_date, to_date)`` ranges holding the receipt time of every waiting job
+        that may be done: sent (``returned_at``) before ``due``, local clock.
 
         ``low`` / ``high`` bound the server-minus-our clock offset; a waiting job was
         received within ``[sent_at + low, returned_at + high]``. Overlapping ranges are
-        merged, and the closest ones until at most ``_WINDOWS`` remain; the last one is open.
-        No bounds yet (or a stalled group): one full poll."""
-        if low is None or high is None or not self.waiting or self.idle >= _FULL_EVERY:
+        merged, and so are neighbours with at most one collected job between them (a request
+        costs more than one item read twice); then the ones with the fewest collected jobs
+        between them until at most ``_WINDOWS`` remain; the last one is open. No bounds yet
+        (or a stalled group): one full poll. Nothing due: no request."""
+        jobs = [
+            j for j in self.waiting.values() if j.returned_at < due or j.returned_at == math.inf
+        ]
+        if not jobs:
+            return []
+        if low is None or high is None or self.idle >= _FULL_EVERY:
             self.idle = 0 if self.idle >= _FULL_EVERY else self.idle
             return [(None, None)]
-        spans = sorted(
-            (job.sent_at + low - 0.005, job.returned_at + high + 0.005)
-            for job in self.waiting.values()
-        )
+        spans = sorted((job.sent_at + low - 0.005, job.returned_at + high + 0.005) for job in jobs)
         if spans[0][0] == -math.inf or any(hi == math.inf for _, hi in spans):
             return [(None, None)]
         merged: list[list[float]] = []
@@ -363,9 +372,19 @@ class _Group:
                 merged[-1][1] = max(merged[-1][1], hi)
             else:
                 merged.append([lo, hi])
-        while len(merged) > _WINDOWS:  # join the two ranges with the smallest gap
-            i = min(range(len(merged) - 1), key=lambda k: merged[k + 1][0] - merged[k][1])
-            merged[i : i + 2] = [[merged[i][0], merged[i + 1][1]]]
+
+        def between(k: int) -> tuple[int, float]:  # collected jobs, then seconds, in gap k
+            gap_lo, gap_hi = merged[k][1], merged[k + 1][0]
+            count = bisect.bisect_left(self.collected, gap_hi) - bisect.bisect_right(
+                self.collected, gap_lo
+            )
+            return count, gap_hi - gap_lo
+
+        while len(merged) > 1:
+            k = min(range(len(merged) - 1), key=between)
+            if len(merged) <= _WINDOWS and between(k)[0] > 1:
+                break
+            merged[k : k + 2] = [[merged[k][0], merged[k + 1][1]]]
         out: list[tuple[str | None, str | None]] = [
             (_iso_floor(lo), _iso_floor(hi + 0.001)) for lo, hi in merged
         ]
@@ -515,6 +534,9 @@ class BulkRun:
         # bounds of (server clock - our monotonic clock), from finished jobs (see _Group)
         self.offset: float | None = None
         self.offset_high: float | None = None
+        #: shortest server-side ``duration`` seen: a job sent less than half of it ago is
+        #: not polled for yet (it cannot be done)
+        self.min_duration: float | None = None
         self.deadline = (time.monotonic() + config.timeout) if config.timeout else None
         self.base_url = api.base_url
         self.region = api.region
@@ -1151,6 +1173,12 @@ class BulkRun:
                         found[0] += 1
                         self._polled += 1
                         received = _received_at(item)
+                        spent = item.get("duration")
+                        if isinstance(spent, int | float) and spent > 0:
+                            seen = self.min_duration
+                            self.min_duration = spent if seen is None else min(seen, spent)
+                        if received is not None:
+                            bisect.insort(group.collected, received)
                         if received is not None and job.returned_at < math.inf:
                             bound = received - job.returned_at
                             if self.offset is None or bound > self.offset:
@@ -1163,8 +1191,14 @@ class BulkRun:
                     return "done"
                 return "moved" if found[0] > before else "more"
 
+            due = (
+                math.inf if self.min_duration is None else time.monotonic() - self.min_duration / 2
+            )
+            spans = group.windows(self.offset, self.offset_high, due=due)
+            if not spans:
+                continue
             try:
-                for since, until in group.windows(self.offset, self.offset_high):
+                for since, until in spans:
                     if group.waiting:
                         await self.api.results(
                             tags,
